@@ -1,0 +1,478 @@
+//! A profile directory and its vault: the identity key, wrapped twice, and sealed secrets.
+//!
+//! ```text
+//! <profile dir>/vault.sqlite3
+//!   profile     one row: a random 16-byte profile id (the owner in every wrap's AAD), user name
+//!   vault_wrap  'password': identity key under Argon2id(password)
+//!               'recovery': identity key under HKDF(recovery code)
+//!   secret      name → value sealed under the vault key, bound to (profile id, name)
+//! ```
+//!
+//! The type states: [`open`] gives a [`Locked`] profile, which knows only public facts;
+//! [`Locked::unlock`] (or [`Locked::unlock_with_recovery_code`], [`Locked::recover`], or
+//! [`create`]) is the only way to an [`Unlocked`] one, which holds the identity key and
+//! the vault key and wipes them when dropped or [`Unlocked::lock`]ed.
+//!
+//! A password change verifies the old password, runs the gate on the new one, derives the
+//! new KEK, and then replaces the one wrap row in one transaction: killed at any moment,
+//! the vault opens with the old password or the new one, never neither.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sealpost_crypto::identity::SubKeyLabel;
+use sealpost_crypto::kdf::Argon2Params;
+use sealpost_crypto::password::{self, Verdict};
+use sealpost_crypto::{
+    CryptoError, IdentityKey, Password, Purpose, RecoveryCode, SecretBytes, SecretVec, SubKey,
+    WrapContext, wrap,
+};
+
+use crate::{Clock, CoreError, store};
+
+/// The vault's file name inside a profile directory.
+pub const VAULT_FILE: &str = "vault.sqlite3";
+/// Length of a profile id.
+pub const PROFILE_ID_LEN: usize = 16;
+/// Longest secret name, in characters.
+pub const MAX_SECRET_NAME_CHARS: usize = 256;
+
+/// The public facts about a profile, readable without unlocking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileInfo {
+    /// Where the profile lives.
+    pub dir: PathBuf,
+    /// Random id, bound into every wrap so blobs cannot move between profiles.
+    pub profile_id: [u8; PROFILE_ID_LEN],
+    /// The user's name.
+    pub user_name: String,
+    /// When the profile was created (Unix seconds).
+    pub created_at: i64,
+}
+
+/// A profile that is opened but locked: it can tell who it belongs to, and be unlocked.
+#[derive(Debug)]
+pub struct Locked {
+    info: ProfileInfo,
+}
+
+/// An unlocked profile. Holds the identity key and the vault key; both are wiped when
+/// this value is dropped.
+pub struct Unlocked {
+    conn: Connection,
+    info: ProfileInfo,
+    identity: IdentityKey,
+    vault_key: SubKey,
+}
+
+impl std::fmt::Debug for Unlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unlocked")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The steps of a password change, named so a test can make any one of them fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeStep {
+    /// The old password has been verified against the stored wrap.
+    OldVerified,
+    /// The new wrap has been computed (Argon2 done).
+    NewWrapped,
+    /// The new wrap is written inside the open transaction, not yet committed.
+    Written,
+}
+
+fn vault_path(dir: &Path) -> PathBuf {
+    dir.join(VAULT_FILE)
+}
+
+fn password_ctx(profile_id: &[u8]) -> WrapContext<'_> {
+    WrapContext::new(Purpose::IdentityByPassword, profile_id)
+}
+
+fn recovery_ctx(profile_id: &[u8]) -> WrapContext<'_> {
+    WrapContext::new(Purpose::IdentityByRecovery, profile_id)
+}
+
+/// Creates a profile in `dir`: runs the gate, makes the identity key, stores it wrapped
+/// by the password and by a new recovery code. Returns the unlocked profile and the
+/// recovery code, which the caller shows to the user once.
+pub fn create(
+    dir: &Path,
+    user_name: &str,
+    password: &Password,
+    clock: &dyn Clock,
+) -> Result<(Unlocked, RecoveryCode), CoreError> {
+    check_gate(password, user_name)?;
+    create_private_dir(dir)?;
+    let path = vault_path(dir);
+    if path.exists() {
+        return Err(CoreError::ProfileExists(dir.to_owned()));
+    }
+    let mut profile_id = [0u8; PROFILE_ID_LEN];
+    profile_id.copy_from_slice(SecretBytes::<PROFILE_ID_LEN>::random()?.expose());
+    let identity = IdentityKey::generate()?;
+    let pw_blob =
+        identity.wrap_with_password(password, Argon2Params::SHIPPED, &password_ctx(&profile_id))?;
+    let code = RecoveryCode::generate()?;
+    let rc_blob = identity.wrap_with_recovery_code(&code, &recovery_ctx(&profile_id))?;
+
+    let mut conn = store::open_vault(&path, true)?;
+    let now = clock.now_unix();
+    let tx = conn.transaction()?;
+    let existing: i64 = tx.query_row("SELECT count(*) FROM profile", [], |r| r.get(0))?;
+    if existing != 0 {
+        return Err(CoreError::ProfileExists(dir.to_owned()));
+    }
+    tx.execute(
+        "INSERT INTO profile (id, profile_id, user_name, created_at) VALUES (1, ?1, ?2, ?3)",
+        params![&profile_id[..], user_name, now],
+    )?;
+    tx.execute(
+        "INSERT INTO vault_wrap (kind, blob, updated_at) VALUES ('password', ?1, ?3), ('recovery', ?2, ?3)",
+        params![pw_blob, rc_blob, now],
+    )?;
+    tx.commit()?;
+
+    let info = ProfileInfo {
+        dir: dir.to_owned(),
+        profile_id,
+        user_name: user_name.to_owned(),
+        created_at: now,
+    };
+    Ok((Unlocked::new(conn, info, identity)?, code))
+}
+
+/// Opens the profile in `dir`, locked.
+pub fn open(dir: &Path) -> Result<Locked, CoreError> {
+    let conn = open_existing(dir)?;
+    let info = read_info(&conn, dir)?;
+    Ok(Locked { info })
+}
+
+fn open_existing(dir: &Path) -> Result<Connection, CoreError> {
+    let path = vault_path(dir);
+    if !path.is_file() {
+        return Err(CoreError::ProfileNotFound(dir.to_owned()));
+    }
+    store::open_vault(&path, false)
+}
+
+fn read_info(conn: &Connection, dir: &Path) -> Result<ProfileInfo, CoreError> {
+    let row: Option<(Vec<u8>, String, i64)> = conn
+        .query_row(
+            "SELECT profile_id, user_name, created_at FROM profile WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    // A vault file without its profile row is a creation that never committed.
+    let (id, user_name, created_at) =
+        row.ok_or_else(|| CoreError::ProfileNotFound(dir.to_owned()))?;
+    let profile_id: [u8; PROFILE_ID_LEN] = id.try_into().map_err(|_| CoreError::VaultDamaged {
+        what: "the profile row".to_owned(),
+        reason: "the profile id has the wrong length".to_owned(),
+    })?;
+    Ok(ProfileInfo {
+        dir: dir.to_owned(),
+        profile_id,
+        user_name,
+        created_at,
+    })
+}
+
+fn read_wrap(conn: &Connection, kind: &str) -> Result<Vec<u8>, CoreError> {
+    conn.query_row("SELECT blob FROM vault_wrap WHERE kind = ?1", [kind], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| CoreError::VaultDamaged {
+        what: format!("the {kind} wrap of the identity key"),
+        reason: "it is missing".to_owned(),
+    })
+}
+
+/// Maps an unwrap failure: a failed tag is a wrong secret; anything else is damage.
+fn unwrap_error(kind: &str, wrong: CoreError, err: CryptoError) -> CoreError {
+    match err {
+        CryptoError::Authentication => wrong,
+        other => CoreError::VaultDamaged {
+            what: format!("the {kind} wrap of the identity key"),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn check_gate(password: &Password, user_name: &str) -> Result<Verdict, CoreError> {
+    let verdict = password::gate(password, &[user_name]);
+    if verdict.accepted {
+        Ok(verdict)
+    } else {
+        Err(CoreError::WeakPassword(Box::new(verdict)))
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), CoreError> {
+    let io = |what| {
+        move |source| CoreError::Io {
+            what,
+            path: dir.to_owned(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(io("cannot create the profile directory"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io("cannot restrict the profile directory"))?;
+    }
+    Ok(())
+}
+
+impl Locked {
+    /// The profile's public facts.
+    pub fn info(&self) -> &ProfileInfo {
+        &self.info
+    }
+
+    /// Unlocks with the password. A wrong one changes nothing.
+    pub fn unlock(&self, password: &Password) -> Result<Unlocked, CoreError> {
+        let conn = open_existing(&self.info.dir)?;
+        let blob = read_wrap(&conn, "password")?;
+        let identity = IdentityKey::unwrap_with_password(
+            password,
+            &password_ctx(&self.info.profile_id),
+            &blob,
+        )
+        .map_err(|e| unwrap_error("password", CoreError::WrongPassword, e))?;
+        Unlocked::new(conn, self.info.clone(), identity)
+    }
+
+    /// Unlocks with the recovery code. A wrong one changes nothing.
+    pub fn unlock_with_recovery_code(&self, code: &RecoveryCode) -> Result<Unlocked, CoreError> {
+        let conn = open_existing(&self.info.dir)?;
+        let blob = read_wrap(&conn, "recovery")?;
+        let identity = IdentityKey::unwrap_with_recovery_code(
+            code,
+            &recovery_ctx(&self.info.profile_id),
+            &blob,
+        )
+        .map_err(|e| unwrap_error("recovery", CoreError::WrongRecoveryCode, e))?;
+        Unlocked::new(conn, self.info.clone(), identity)
+    }
+
+    /// A forgotten password: unlocks with the recovery code and sets `new_password`
+    /// (which must pass the gate). The recovery code stays valid.
+    pub fn recover(
+        &self,
+        code: &RecoveryCode,
+        new_password: &Password,
+        clock: &dyn Clock,
+    ) -> Result<Unlocked, CoreError> {
+        check_gate(new_password, &self.info.user_name)?;
+        let mut unlocked = self.unlock_with_recovery_code(code)?;
+        unlocked.set_password_wrap(new_password, clock)?;
+        Ok(unlocked)
+    }
+}
+
+impl Unlocked {
+    fn new(conn: Connection, info: ProfileInfo, identity: IdentityKey) -> Result<Self, CoreError> {
+        let vault_key = identity.subkey(SubKeyLabel::Vault)?;
+        Ok(Self {
+            conn,
+            info,
+            identity,
+            vault_key,
+        })
+    }
+
+    /// The profile's public facts.
+    pub fn info(&self) -> &ProfileInfo {
+        &self.info
+    }
+
+    /// The identity key, for the layers that wrap it for the server.
+    pub fn identity(&self) -> &IdentityKey {
+        &self.identity
+    }
+
+    /// Locks: the keys are wiped; what remains knows only public facts.
+    pub fn lock(self) -> Locked {
+        Locked {
+            info: self.info.clone(),
+        }
+    }
+
+    /// Changes the password. The old one must be given (so an unattended unlocked app
+    /// cannot have its password changed), the new one must pass the gate.
+    pub fn change_password(
+        &mut self,
+        old: &Password,
+        new: &Password,
+        clock: &dyn Clock,
+    ) -> Result<(), CoreError> {
+        self.change_password_steps(old, new, clock, &mut |_| Ok(()))
+    }
+
+    pub(crate) fn change_password_steps(
+        &mut self,
+        old: &Password,
+        new: &Password,
+        clock: &dyn Clock,
+        fault: &mut dyn FnMut(ChangeStep) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        let ctx = password_ctx(&self.info.profile_id);
+        let stored = read_wrap(&self.conn, "password")?;
+        let from_old = IdentityKey::unwrap_with_password(old, &ctx, &stored)
+            .map_err(|e| unwrap_error("password", CoreError::WrongPassword, e))?;
+        if from_old != self.identity {
+            return Err(CoreError::VaultDamaged {
+                what: "the password wrap of the identity key".to_owned(),
+                reason: "it holds a different identity key than the one unlocked".to_owned(),
+            });
+        }
+        fault(ChangeStep::OldVerified)?;
+        check_gate(new, &self.info.user_name)?;
+        let (kek, header) = wrap::password_kek(new, Argon2Params::SHIPPED)?;
+        let blob = self.identity.wrap_with_derived_kek(&kek, header, &ctx)?;
+        fault(ChangeStep::NewWrapped)?;
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE vault_wrap SET blob = ?1, updated_at = ?2 WHERE kind = 'password'",
+            params![blob, clock.now_unix()],
+        )?;
+        if n != 1 {
+            return Err(CoreError::VaultDamaged {
+                what: "the password wrap of the identity key".to_owned(),
+                reason: "it is missing".to_owned(),
+            });
+        }
+        fault(ChangeStep::Written)?; // dropping `tx` here rolls back
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_password_wrap(&mut self, new: &Password, clock: &dyn Clock) -> Result<(), CoreError> {
+        let blob = self.identity.wrap_with_password(
+            new,
+            Argon2Params::SHIPPED,
+            &password_ctx(&self.info.profile_id),
+        )?;
+        self.conn.execute(
+            "UPDATE vault_wrap SET blob = ?1, updated_at = ?2 WHERE kind = 'password'",
+            params![blob, clock.now_unix()],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the recovery code: the old one stops working, the new one is returned to
+    /// be shown once.
+    pub fn replace_recovery_code(&mut self, clock: &dyn Clock) -> Result<RecoveryCode, CoreError> {
+        let code = RecoveryCode::generate()?;
+        let blob = self
+            .identity
+            .wrap_with_recovery_code(&code, &recovery_ctx(&self.info.profile_id))?;
+        self.conn.execute(
+            "UPDATE vault_wrap SET blob = ?1, updated_at = ?2 WHERE kind = 'recovery'",
+            params![blob, clock.now_unix()],
+        )?;
+        Ok(code)
+    }
+
+    /// Stores `value` under `name`, sealed under the vault key and bound to this profile
+    /// and this name. Replaces any previous value.
+    pub fn put_secret(&self, name: &str, value: &[u8], clock: &dyn Clock) -> Result<(), CoreError> {
+        check_secret_name(name)?;
+        let ctx = WrapContext::new(Purpose::VaultSecret, &self.info.profile_id)
+            .with_item(name.as_bytes());
+        let sealed = wrap::seal_with_key(&self.vault_key, &ctx, value)?;
+        self.conn.execute(
+            "INSERT INTO secret (name, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![name, sealed, clock.now_unix()],
+        )?;
+        Ok(())
+    }
+
+    /// Stores many secrets in one transaction.
+    pub fn put_secrets<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        clock: &dyn Clock,
+    ) -> Result<(), CoreError> {
+        let now = clock.now_unix();
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO secret (name, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )?;
+            for (name, value) in items {
+                check_secret_name(name)?;
+                let ctx = WrapContext::new(Purpose::VaultSecret, &self.info.profile_id)
+                    .with_item(name.as_bytes());
+                let sealed = wrap::seal_with_key(&self.vault_key, &ctx, value)?;
+                stmt.execute(params![name, sealed, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The secret stored under `name`, if any. A value that does not authenticate (damaged,
+    /// or copied from another row or profile) is an error, never returned.
+    pub fn secret(&self, name: &str) -> Result<Option<SecretVec>, CoreError> {
+        check_secret_name(name)?;
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT value FROM secret WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let ctx = WrapContext::new(Purpose::VaultSecret, &self.info.profile_id)
+            .with_item(name.as_bytes());
+        wrap::open_with_key(&self.vault_key, &ctx, &sealed)
+            .map(Some)
+            .map_err(|reason| CoreError::SecretDamaged {
+                name: name.to_owned(),
+                reason,
+            })
+    }
+
+    /// Deletes the secret under `name`; whether there was one.
+    pub fn delete_secret(&self, name: &str) -> Result<bool, CoreError> {
+        check_secret_name(name)?;
+        Ok(self
+            .conn
+            .execute("DELETE FROM secret WHERE name = ?1", [name])?
+            == 1)
+    }
+
+    /// The names of all stored secrets, sorted.
+    pub fn secret_names(&self) -> Result<Vec<String>, CoreError> {
+        let mut stmt = self.conn.prepare("SELECT name FROM secret ORDER BY name")?;
+        let names = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    }
+}
+
+fn check_secret_name(name: &str) -> Result<(), CoreError> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_SECRET_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(CoreError::InvalidSecretName(
+            name.chars().take(40).collect(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
