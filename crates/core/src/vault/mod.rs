@@ -274,7 +274,21 @@ impl Locked {
     ) -> Result<Unlocked, CoreError> {
         check_gate(new_password, &self.info.user_name)?;
         let mut unlocked = self.unlock_with_recovery_code(code)?;
-        unlocked.set_password_wrap(new_password, clock)?;
+        unlocked.replace_password_wrap(new_password, clock, &mut |_| Ok(()))?;
+        Ok(unlocked)
+    }
+
+    /// Unlocks with `old` and changes the password to `new` (which must pass the gate),
+    /// deriving from the old password once.
+    pub fn change_password(
+        &self,
+        old: &Password,
+        new: &Password,
+        clock: &dyn Clock,
+    ) -> Result<Unlocked, CoreError> {
+        check_gate(new, &self.info.user_name)?;
+        let mut unlocked = self.unlock(old)?;
+        unlocked.replace_password_wrap(new, clock, &mut |_| Ok(()))?;
         Ok(unlocked)
     }
 }
@@ -325,10 +339,10 @@ impl Unlocked {
         clock: &dyn Clock,
         fault: &mut dyn FnMut(ChangeStep) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
-        let ctx = password_ctx(&self.info.profile_id);
         let stored = read_wrap(&self.conn, "password")?;
-        let from_old = IdentityKey::unwrap_with_password(old, &ctx, &stored)
-            .map_err(|e| unwrap_error("password", CoreError::WrongPassword, e))?;
+        let from_old =
+            IdentityKey::unwrap_with_password(old, &password_ctx(&self.info.profile_id), &stored)
+                .map_err(|e| unwrap_error("password", CoreError::WrongPassword, e))?;
         if from_old != self.identity {
             return Err(CoreError::VaultDamaged {
                 what: "the password wrap of the identity key".to_owned(),
@@ -336,7 +350,19 @@ impl Unlocked {
             });
         }
         fault(ChangeStep::OldVerified)?;
+        self.replace_password_wrap(new, clock, fault)
+    }
+
+    /// Gates `new`, derives its KEK outside any transaction, then replaces the password
+    /// wrap in one transaction.
+    fn replace_password_wrap(
+        &mut self,
+        new: &Password,
+        clock: &dyn Clock,
+        fault: &mut dyn FnMut(ChangeStep) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
         check_gate(new, &self.info.user_name)?;
+        let ctx = password_ctx(&self.info.profile_id);
         let (kek, header) = wrap::password_kek(new, Argon2Params::SHIPPED)?;
         let blob = self.identity.wrap_with_derived_kek(&kek, header, &ctx)?;
         fault(ChangeStep::NewWrapped)?;
@@ -353,19 +379,6 @@ impl Unlocked {
         }
         fault(ChangeStep::Written)?; // dropping `tx` here rolls back
         tx.commit()?;
-        Ok(())
-    }
-
-    fn set_password_wrap(&mut self, new: &Password, clock: &dyn Clock) -> Result<(), CoreError> {
-        let blob = self.identity.wrap_with_password(
-            new,
-            Argon2Params::SHIPPED,
-            &password_ctx(&self.info.profile_id),
-        )?;
-        self.conn.execute(
-            "UPDATE vault_wrap SET blob = ?1, updated_at = ?2 WHERE kind = 'password'",
-            params![blob, clock.now_unix()],
-        )?;
         Ok(())
     }
 
