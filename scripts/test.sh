@@ -13,6 +13,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "dependencies"
 bash scripts/install-deps.sh
 bash scripts/ui-deps.sh
+# The app embeds ui/dist at compile time, so the UI is built before any cargo command.
+(cd ui && npm run build --silent)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
