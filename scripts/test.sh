@@ -24,9 +24,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --all-targets --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast
 else
-  cargo test --workspace --all-targets --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast
 fi
 
 step "Rust doc tests"
