@@ -45,6 +45,7 @@
 pub mod error;
 pub mod identity;
 pub mod kdf;
+pub mod opaque;
 pub mod password;
 pub mod recovery;
 pub mod secret;

@@ -36,6 +36,8 @@ const CHECK_MODULUS: u32 = 1021;
 const _: () = assert!(RANDOM_CHARS * 5 >= 128);
 /// HKDF info for the recovery KEK.
 const KEK_INFO: &[u8] = b"sealpost/v1/recovery-kek";
+/// HKDF info for the key that proves knowledge of the code to the sync server.
+const AUTH_INFO: &[u8] = b"sealpost/v1/recovery-auth";
 
 /// A recovery code. Wiped on drop; prints as `[redacted]` in `Debug`.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
@@ -128,6 +130,23 @@ impl RecoveryCode {
         Ok(kek)
     }
 
+    /// A key that proves knowledge of the code to the sync server, which stores only its
+    /// SHA-256 ([`RecoveryCode::auth_verifier`]). Independent of the KEK (another HKDF
+    /// label), so the server learns nothing that opens the recovery wrap.
+    pub fn auth_key(&self) -> SecretBytes<32> {
+        let hk = Hkdf::<Sha256>::new(None, &self.symbols);
+        let mut key = SecretBytes::new([0u8; 32]);
+        // 32 bytes is always a valid HKDF-SHA256 output length.
+        let _ = hk.expand(AUTH_INFO, key.expose_mut());
+        key
+    }
+
+    /// SHA-256 of [`RecoveryCode::auth_key`]: what the server keeps. With 130 bits behind
+    /// it, a stolen verifier cannot be inverted.
+    pub fn auth_verifier(&self) -> [u8; 32] {
+        auth_verifier(&self.auth_key())
+    }
+
     /// Seals `plaintext` under a KEK derived from this code with a fresh salt.
     pub fn seal(&self, ctx: &WrapContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut salt = [0u8; crate::kdf::SALT_LEN];
@@ -146,6 +165,12 @@ impl RecoveryCode {
         let kek = self.kek(&salt)?;
         wrap::open(&kek, &parsed, ctx)
     }
+}
+
+/// SHA-256 of a recovery authentication key, as the server computes it.
+pub fn auth_verifier(auth_key: &SecretBytes<32>) -> [u8; 32] {
+    use sha2::Digest;
+    Sha256::digest(auth_key.expose()).into()
 }
 
 impl fmt::Debug for RecoveryCode {
@@ -234,6 +259,18 @@ mod tests {
         assert_eq!(
             other.open(&ctx, &blob).unwrap_err(),
             CryptoError::Authentication
+        );
+    }
+
+    #[test]
+    fn the_auth_key_is_not_the_kek() {
+        let code = RecoveryCode::generate().unwrap();
+        let kek = code.kek(&[0u8; 16]).unwrap();
+        assert_ne!(code.auth_key(), kek);
+        assert_eq!(code.auth_verifier(), auth_verifier(&code.auth_key()));
+        assert_ne!(
+            code.auth_verifier(),
+            RecoveryCode::generate().unwrap().auth_verifier()
         );
     }
 

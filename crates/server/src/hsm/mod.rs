@@ -1,0 +1,60 @@
+//! The HSM layer: a key the server can use but never read.
+//!
+//! Two operations matter. [`Hsm::seal`] / [`Hsm::open`] put an authenticated encryption
+//! layer under a non-extractable key around every blob before it is stored, so a copy of
+//! the database is useless without the HSM. [`Hsm::oprf_hmac`] computes HMAC-SHA512 under
+//! the OPRF seed, kept inside the HSM as a non-extractable secret key: each user's OPRF
+//! key is `HKDF-Expand(seed, user ‖ "OprfKey")`, which is one HMAC block, so the seed
+//! never enters server memory and offline guessing needs the HSM for every guess.
+//!
+//! Implementations: `pkcs11` (any PKCS#11 token; SoftHSMv2 in tests) and `software`
+//! (a key file, for the embedded single-machine default — it says so at start-up).
+//!
+//! Calls are blocking: async code runs them in `spawn_blocking`.
+
+use zeroize::Zeroizing;
+
+/// What can go wrong talking to the HSM.
+#[derive(Debug, thiserror::Error)]
+pub enum HsmError {
+    /// The HSM cannot be reached or refused to work: the server fails closed (503).
+    #[error("the HSM is unavailable: {0}")]
+    Unavailable(String),
+    /// A sealed blob did not authenticate: damaged, swapped, or sealed by another key.
+    #[error("a sealed blob failed its integrity check")]
+    Integrity,
+    /// A sealed blob names a key this HSM does not have.
+    #[error("a sealed blob names an unknown HSM key {0:?}")]
+    UnknownKey(String),
+    /// A sealed blob is malformed.
+    #[error("a sealed blob is malformed: {0}")]
+    Malformed(&'static str),
+    /// The configuration is wrong (module path, slot, PIN, key label).
+    #[error("HSM configuration: {0}")]
+    Config(String),
+}
+
+/// A hardware (or software) security module, as the server uses it.
+pub trait Hsm: Send + Sync + 'static {
+    /// What this is, for the start-up log: "PKCS#11 token 'x' key 'y'", or a warning
+    /// that keys live in a file.
+    fn describe(&self) -> String;
+
+    /// Seals `plaintext` bound to `aad` under the current sealing key. The output names
+    /// the key (so keys can rotate) and carries its own nonce.
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError>;
+
+    /// Opens a blob made by [`Hsm::seal`] with the same `aad`.
+    fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError>;
+
+    /// HMAC-SHA512 of `message` under the OPRF seed key.
+    fn oprf_hmac(&self, message: &[u8]) -> Result<Zeroizing<[u8; 64]>, HsmError>;
+}
+
+mod sealed;
+
+pub mod pkcs11;
+pub mod software;
+
+pub use pkcs11::{Pkcs11Config, Pkcs11Hsm, Provisioned};
+pub use software::SoftwareHsm;

@@ -1,0 +1,17 @@
+//! The Sealpost sync server (work in progress; see the crate's issue).
+//!
+//! - [`hsm`]: the second layer. Everything the server stores that a client wrapped (and
+//!   the OPAQUE server key pair) is sealed under a key inside an HSM before it touches the
+//!   store; the OPRF seed never leaves the HSM.
+//! - [`store`]: one trait over the server's state, with SQLite (the embedded default) and
+//!   PostgreSQL (several server processes on one database) behind it, and one
+//!   conformance suite run against both.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod hsm;
+pub mod limit;
+pub mod routes;
+pub mod service;
+pub mod store;

@@ -1,0 +1,90 @@
+//! `sealpost-server`: the sync server.
+//!
+//! `sealpost-server --listen ADDR --data DIR` starts the embedded default (SQLite and a
+//! software key file in DIR); `--config FILE` the full configuration (PostgreSQL, a
+//! PKCS#11 HSM). Logs are JSON lines on standard error and never contain a secret.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use sealpost_server::config::{self, Config};
+
+/// The Sealpost sync server.
+#[derive(Parser, Debug)]
+#[command(name = "sealpost-server", version, about)]
+struct Args {
+    /// Address to listen on (overrides the configuration file).
+    #[arg(long, env = "SEALPOST_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory for the embedded default (SQLite + software key file).
+    #[arg(long, conflicts_with = "config")]
+    data: Option<PathBuf>,
+    /// Configuration file (TOML).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Per-source rate limit of unauthenticated starts per second (0 disables).
+    #[arg(long)]
+    rate_per_second: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "sealpost-server stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = match (&args.config, &args.data) {
+        (Some(file), _) => Config::from_file(file)?,
+        (None, Some(dir)) => Config::embedded(dir, SocketAddr::from(([127, 0, 0, 1], 8443))),
+        (None, None) => anyhow::bail!("give --data DIR (embedded default) or --config FILE"),
+    };
+    if let Some(listen) = args.listen {
+        cfg.listen = listen;
+    }
+    if let Some(rate) = args.rate_per_second {
+        cfg.limits.rate_per_second = rate;
+    }
+    let router = config::app(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, "listening");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,254 @@
+//! HTTP: thin adapters from requests to [`Service`] calls. Every request must carry the
+//! API version header; bodies are bounded; every error is an `ApiError` JSON body.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State,
+};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sealpost_proto as proto;
+use serde::de::DeserializeOwned;
+
+use crate::error::ServerError;
+use crate::service::{Caller, Service};
+
+type AppState = Arc<Service>;
+
+/// The API's router over a service.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/register/start", post(register_start))
+        .route("/v1/register/finish", post(register_finish))
+        .route("/v1/login/start", post(login_start))
+        .route("/v1/login/finish", post(login_finish))
+        .route("/v1/settings", get(settings).put(put_settings))
+        .route("/v1/devices", get(devices))
+        .route("/v1/devices/{id}", delete(revoke_device))
+        .route("/v1/account/unlock", post(unlock_account))
+        .route("/v1/password/start", post(password_start))
+        .route("/v1/password/finish", post(password_finish))
+        .route("/v1/recovery/start", post(recovery_start))
+        .route("/v1/recovery/finish", post(recovery_finish))
+        .fallback(not_found)
+        .layer(middleware::from_fn(check_version))
+        .layer(DefaultBodyLimit::max(proto::MAX_BODY_BYTES))
+        .with_state(service)
+}
+
+async fn check_version(req: Request, next: Next) -> Response {
+    let version = req
+        .headers()
+        .get(proto::API_VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    if version != Some(proto::API_VERSION) {
+        return ServerError::bad_request(
+            "unsupported_api_version",
+            format!(
+                "send the header {}: {}",
+                proto::API_VERSION_HEADER,
+                proto::API_VERSION
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn not_found() -> ServerError {
+    ServerError {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "no such endpoint".into(),
+    }
+}
+
+/// A JSON body whose rejection is an `ApiError` too.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ServerError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ServerError {
+    let code = match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "not_json",
+        _ => "bad_json",
+    };
+    ServerError {
+        status: r.status(),
+        code,
+        message: r.body_text(),
+    }
+}
+
+/// The client's address, for the per-source rate limit.
+pub struct Source(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Self(ip))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ServerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let missing = || {
+            ServerError::unauthorized("bad_session", "send Authorization: Bearer <session token>")
+        };
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(missing)?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|t| URL_SAFE_NO_PAD.decode(t.trim()).ok())
+            .filter(|t| t.len() == 32)
+            .ok_or_else(missing)?;
+        service.authenticate(&token).await
+    }
+}
+
+async fn health(State(s): State<AppState>) -> Json<proto::Health> {
+    Json(s.health())
+}
+
+async fn register_start(
+    State(s): State<AppState>,
+    Source(ip): Source,
+    ApiJson(req): ApiJson<proto::RegisterStart>,
+) -> Result<Json<proto::RegisterStarted>, ServerError> {
+    s.register_start(ip, req).await.map(Json)
+}
+
+async fn register_finish(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<proto::RegisterFinish>,
+) -> Result<StatusCode, ServerError> {
+    s.register_finish(req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn login_start(
+    State(s): State<AppState>,
+    Source(ip): Source,
+    ApiJson(req): ApiJson<proto::LoginStart>,
+) -> Result<Json<proto::LoginStarted>, ServerError> {
+    s.login_start(ip, req).await.map(Json)
+}
+
+async fn login_finish(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<proto::LoginFinish>,
+) -> Result<Json<proto::LoginFinished>, ServerError> {
+    s.login_finish(req).await.map(Json)
+}
+
+async fn settings(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<proto::Settings>, ServerError> {
+    s.settings(&caller).await.map(Json)
+}
+
+async fn put_settings(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<proto::PutSettings>,
+) -> Result<Json<proto::SettingsVersion>, ServerError> {
+    s.put_settings(&caller, req).await.map(Json)
+}
+
+async fn devices(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<proto::Devices>, ServerError> {
+    s.devices(&caller).await.map(Json)
+}
+
+async fn revoke_device(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ServerError> {
+    s.revoke_device(&caller, &id)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn unlock_account(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, ServerError> {
+    s.unlock_account(&caller)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn password_start(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<proto::PasswordStart>,
+) -> Result<Json<proto::RegisterStarted>, ServerError> {
+    s.password_start(&caller, req).await.map(Json)
+}
+
+async fn password_finish(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<proto::PasswordFinish>,
+) -> Result<StatusCode, ServerError> {
+    s.password_finish(&caller, req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn recovery_start(
+    State(s): State<AppState>,
+    Source(ip): Source,
+    ApiJson(req): ApiJson<proto::RecoveryStart>,
+) -> Result<Json<proto::RecoveryStarted>, ServerError> {
+    s.recovery_start(ip, req).await.map(Json)
+}
+
+async fn recovery_finish(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<proto::RecoveryFinish>,
+) -> Result<StatusCode, ServerError> {
+    s.recovery_finish(req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}

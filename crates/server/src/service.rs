@@ -1,0 +1,714 @@
+//! What the server does, free of HTTP: each public method is one API call.
+//!
+//! The HSM seals everything a client wrapped before it is stored, and derives each
+//! user's OPRF key; a blob is opened only on its way to a session that has just
+//! completed an OPAQUE login (or to a proven recovery code). HSM calls are blocking, so
+//! they run in `spawn_blocking`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use sealpost_crypto::SecretBytes;
+use sealpost_crypto::opaque::{self, Ids, ServerKeys};
+use sealpost_proto as proto;
+use sealpost_proto::{Bytes, UserName};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::clock::Clock;
+use crate::error::ServerError;
+use crate::hsm::Hsm;
+use crate::limit::RateLimiter;
+use crate::store::{Charge, Credentials, LoginState, NewAccount, Session, Store};
+
+/// Tunables of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The server's OPAQUE identity (bound into every key exchange).
+    pub server_id: String,
+    /// Lifetime of a session token, seconds.
+    pub session_ttl: i64,
+    /// Lifetime of a pending login or registration, seconds.
+    pub pending_ttl: i64,
+    /// Failed logins before an account locks.
+    pub max_failed_logins: i64,
+    /// Per-source rate limit for unauthenticated starts: sustained per second.
+    pub rate_per_second: f64,
+    /// Per-source rate limit: burst.
+    pub rate_burst: f64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            server_id: "sealpost".to_owned(),
+            session_ttl: 12 * 3600,
+            pending_ttl: 120,
+            max_failed_logins: 10,
+            rate_per_second: 5.0,
+            rate_burst: 30.0,
+        }
+    }
+}
+
+/// The authenticated caller of a session endpoint.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Whose session.
+    pub user: String,
+    /// Which device.
+    pub device_id: String,
+    /// When its OPAQUE login finished.
+    pub logged_in_at: i64,
+}
+
+/// The sync service.
+pub struct Service {
+    config: ServiceConfig,
+    store: Arc<dyn Store>,
+    hsm: Arc<dyn Hsm>,
+    keys: ServerKeys,
+    clock: Arc<dyn Clock>,
+    limiter: RateLimiter,
+}
+
+const SERVER_KEY_NAME: &str = "opaque-ake-private-key";
+/// Pending-state kinds, prefixed to their ids so one kind's id never finishes another.
+const KIND_LOGIN: &[u8] = b"login:";
+const KIND_REGISTER: &[u8] = b"register:";
+const KIND_PASSWORD: &[u8] = b"password:";
+const KIND_RECOVERY: &[u8] = b"recovery:";
+
+/// Associated data for an HSM seal: a label and whose it is.
+fn aad(kind: &str, owner: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(32 + owner.len());
+    a.extend_from_slice(b"sealpost-server/v1/");
+    a.extend_from_slice(kind.as_bytes());
+    a.push(0);
+    a.extend_from_slice(owner);
+    a
+}
+
+fn random_id() -> Result<String, ServerError> {
+    let id = SecretBytes::<16>::random().map_err(|e| ServerError::internal("rng", e))?;
+    Ok(id.expose().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn pending_key(kind: &[u8], id: &str) -> Vec<u8> {
+    [kind, id.as_bytes()].concat()
+}
+
+fn user_name(raw: &str) -> Result<UserName, ServerError> {
+    UserName::parse(raw).map_err(|e| ServerError::bad_request("bad_user_name", e.to_string()))
+}
+
+fn check_device(id: &str, name: &str) -> Result<(), ServerError> {
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ServerError::bad_request(
+            "bad_device_id",
+            "a device id is 32 hex characters",
+        ));
+    }
+    let n = name.chars().count();
+    if n == 0 || n > 64 || name.chars().any(char::is_control) {
+        return Err(ServerError::bad_request(
+            "bad_device_name",
+            "a device name is 1 to 64 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+fn opaque_bad(e: opaque::OpaqueError) -> ServerError {
+    ServerError::bad_request("bad_opaque_message", e.to_string())
+}
+
+/// SHA-256 of a bearer token: what the store keeps.
+pub fn token_hash(token: &[u8]) -> Vec<u8> {
+    Sha256::digest(token).to_vec()
+}
+
+impl Service {
+    /// Starts the service: loads (or, on the very first start, makes) the OPAQUE key pair,
+    /// sealed by the HSM in the store.
+    pub async fn new(
+        config: ServiceConfig,
+        store: Arc<dyn Store>,
+        hsm: Arc<dyn Hsm>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServerError> {
+        let key_aad = aad("server-key", config.server_id.as_bytes());
+        let sealed = match store.server_secret(SERVER_KEY_NAME).await? {
+            Some(sealed) => sealed,
+            None => {
+                let (_, sk) =
+                    ServerKeys::generate().map_err(|e| ServerError::internal("keygen", e))?;
+                let sealed = blocking(&hsm, {
+                    let key_aad = key_aad.clone();
+                    move |h| h.seal(&key_aad, sk.expose())
+                })
+                .await?;
+                // Two processes starting at once agree on whichever was stored first.
+                store
+                    .put_server_secret_if_absent(SERVER_KEY_NAME, &sealed)
+                    .await?
+            }
+        };
+        let sk = blocking(&hsm, move |h| h.open(&key_aad, &sealed)).await?;
+        let keys = ServerKeys::from_private_key(&sk)
+            .map_err(|e| ServerError::internal("server key", e))?;
+        let limiter = RateLimiter::new(config.rate_per_second, config.rate_burst);
+        tracing::info!(hsm = %hsm.describe(), server_id = %config.server_id, "sync service ready");
+        Ok(Self {
+            config,
+            store,
+            hsm,
+            keys,
+            clock,
+            limiter,
+        })
+    }
+
+    /// What the server says about itself.
+    pub fn health(&self) -> proto::Health {
+        proto::Health {
+            status: "ok".into(),
+            api_version: proto::API_VERSION,
+            server_id: self.config.server_id.clone(),
+            ksf: opaque::KSF_ID.into(),
+        }
+    }
+
+    fn ids<'a>(&'a self, user: &'a UserName) -> Ids<'a> {
+        Ids {
+            user: user.as_str().as_bytes(),
+            server: self.config.server_id.as_bytes(),
+        }
+    }
+
+    fn limit(&self, source: IpAddr) -> Result<(), ServerError> {
+        if self.limiter.allow(source) {
+            Ok(())
+        } else {
+            Err(ServerError::too_many())
+        }
+    }
+
+    async fn seal(
+        &self,
+        kind: &str,
+        owner: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ServerError> {
+        let (a, p) = (aad(kind, owner), plaintext.to_vec());
+        let p = Zeroizing::new(p);
+        blocking(&self.hsm, move |h| h.seal(&a, &p)).await
+    }
+
+    async fn open(
+        &self,
+        kind: &str,
+        owner: &[u8],
+        sealed: Vec<u8>,
+    ) -> Result<Zeroizing<Vec<u8>>, ServerError> {
+        let a = aad(kind, owner);
+        blocking(&self.hsm, move |h| h.open(&a, &sealed)).await
+    }
+
+    async fn key_material(&self, user: &UserName) -> Result<SecretBytes<32>, ServerError> {
+        let message = opaque::oprf_hmac_message(user.as_str().as_bytes());
+        let hmac = blocking(&self.hsm, move |h| h.oprf_hmac(&message)).await?;
+        Ok(opaque::key_material_from_hmac(&hmac))
+    }
+
+    async fn put_pending(
+        &self,
+        kind: &[u8],
+        user: &UserName,
+        device_id: &str,
+        payload: &[u8],
+    ) -> Result<String, ServerError> {
+        let id = random_id()?;
+        let key = pending_key(kind, &id);
+        let sealed = self.seal("pending", &key, payload).await?;
+        let state = LoginState {
+            user: user.as_str().to_owned(),
+            device_id: device_id.to_owned(),
+            device_name: String::new(),
+            state: sealed,
+            expires_at: self.clock.now() + self.config.pending_ttl,
+        };
+        self.store.put_login_state(&key, state).await?;
+        Ok(id)
+    }
+
+    async fn take_pending(
+        &self,
+        kind: &[u8],
+        id: &str,
+    ) -> Result<Option<(LoginState, Zeroizing<Vec<u8>>)>, ServerError> {
+        if id.len() != 32 {
+            return Ok(None);
+        }
+        let key = pending_key(kind, id);
+        let Some(state) = self.store.take_login_state(&key, self.clock.now()).await? else {
+            return Ok(None);
+        };
+        let payload = self.open("pending", &key, state.state.clone()).await?;
+        Ok(Some((state, payload)))
+    }
+
+    // ------------------------------------------------------------ registration
+
+    /// Registration, first message.
+    pub async fn register_start(
+        &self,
+        source: IpAddr,
+        req: proto::RegisterStart,
+    ) -> Result<proto::RegisterStarted, ServerError> {
+        self.limit(source)?;
+        let user = user_name(&req.user)?;
+        if self.store.account(user.as_str()).await?.is_some() {
+            return Err(crate::store::StoreError::AccountExists.into());
+        }
+        let km = self.key_material(&user).await?;
+        let response =
+            opaque::server_registration_start(&self.keys, &km, req.registration_request.as_slice())
+                .map_err(opaque_bad)?;
+        let id = self.put_pending(KIND_REGISTER, &user, "", &[]).await?;
+        Ok(proto::RegisterStarted {
+            registration_id: id,
+            registration_response: Bytes(response),
+        })
+    }
+
+    /// Registration, last message: stores the record and the wraps, all sealed.
+    pub async fn register_finish(&self, req: proto::RegisterFinish) -> Result<(), ServerError> {
+        let Some((pending, _)) = self
+            .take_pending(KIND_REGISTER, &req.registration_id)
+            .await?
+        else {
+            return Err(ServerError::unauthorized(
+                "registration_expired",
+                "this registration expired or was finished already",
+            ));
+        };
+        let user = user_name(&pending.user)?;
+        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
+            .map_err(opaque_bad)?;
+        for (what, b) in [
+            ("cloudWrap", &req.cloud_wrap),
+            ("recoveryWrap", &req.recovery_wrap),
+            ("settings", &req.settings),
+        ] {
+            if b.0.is_empty() || b.0.len() > 64 * 1024 {
+                return Err(ServerError::bad_request(
+                    "bad_blob",
+                    format!("{what} must be 1 byte to 64 KiB"),
+                ));
+            }
+        }
+        if req.recovery_verifier.0.len() != 32 {
+            return Err(ServerError::bad_request(
+                "bad_blob",
+                "recoveryVerifier must be 32 bytes",
+            ));
+        }
+        let owner = user.as_str().as_bytes();
+        let account = NewAccount {
+            user: user.as_str().to_owned(),
+            record: self.seal("record", owner, &record).await?,
+            cloud_wrap: self
+                .seal("cloud-wrap", owner, req.cloud_wrap.as_slice())
+                .await?,
+            recovery_wrap: self
+                .seal("recovery-wrap", owner, req.recovery_wrap.as_slice())
+                .await?,
+            recovery_verifier: req.recovery_verifier.0,
+            settings: self
+                .seal("settings", owner, req.settings.as_slice())
+                .await?,
+            created_at: self.clock.now(),
+        };
+        self.store.create_account(account).await?;
+        tracing::info!(user = %user, "account created");
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ login
+
+    /// Login, first message. Charges one attempt against the account before answering.
+    /// Unknown and locked accounts get a fake answer that looks like a real one.
+    pub async fn login_start(
+        &self,
+        source: IpAddr,
+        req: proto::LoginStart,
+    ) -> Result<proto::LoginStarted, ServerError> {
+        self.limit(source)?;
+        let user = user_name(&req.user)?;
+        check_device(&req.device_id, &req.device_name)?;
+        let km = self.key_material(&user).await?;
+        let record = match self.store.account(user.as_str()).await? {
+            Some(account) => match self
+                .store
+                .charge_login(user.as_str(), self.config.max_failed_logins)
+                .await?
+            {
+                Charge::Charged { .. } => Some(
+                    self.open("record", user.as_str().as_bytes(), account.record)
+                        .await?,
+                ),
+                Charge::Locked => {
+                    tracing::warn!(user = %user, "login attempt on a locked account");
+                    None
+                }
+                Charge::NoAccount => None,
+            },
+            None => None,
+        };
+        let real = record.is_some();
+        let (state, ke2) = opaque::server_login_start(
+            &self.keys,
+            &km,
+            record.as_ref().map(|r| r.as_slice()),
+            req.credential_request.as_slice(),
+            self.ids(&user),
+        )
+        .map_err(opaque_bad)?;
+        // The pending state: a flag (real or fake answer) and OPAQUE's server state.
+        let mut payload = Zeroizing::new(Vec::with_capacity(1 + state.0.len()));
+        payload.push(u8::from(real));
+        payload.extend_from_slice(&state.0);
+        let id = random_id()?;
+        let key = pending_key(KIND_LOGIN, &id);
+        let sealed = self.seal("pending", &key, &payload).await?;
+        let pending = LoginState {
+            user: user.as_str().to_owned(),
+            device_id: req.device_id,
+            device_name: req.device_name,
+            state: sealed,
+            expires_at: self.clock.now() + self.config.pending_ttl,
+        };
+        self.store.put_login_state(&key, pending).await?;
+        Ok(proto::LoginStarted {
+            login_id: id,
+            credential_response: Bytes(ke2),
+        })
+    }
+
+    /// Login, last message: on success opens a session and releases the cloud wrap and
+    /// the settings to it.
+    pub async fn login_finish(
+        &self,
+        req: proto::LoginFinish,
+    ) -> Result<proto::LoginFinished, ServerError> {
+        let Some((pending, payload)) = self.take_pending(KIND_LOGIN, &req.login_id).await? else {
+            return Err(ServerError::login_failed());
+        };
+        let user = user_name(&pending.user)?;
+        let Some((&flag, state)) = payload.split_first() else {
+            return Err(ServerError::login_failed());
+        };
+        if flag != 1 {
+            return Err(ServerError::login_failed());
+        }
+        let session_key = match opaque::server_login_finish(
+            state,
+            req.credential_finalization.as_slice(),
+            self.ids(&user),
+        ) {
+            Ok(k) => k,
+            Err(opaque::OpaqueError::Malformed(what)) => {
+                return Err(ServerError::bad_request(
+                    "bad_opaque_message",
+                    format!("malformed OPAQUE {what}"),
+                ));
+            }
+            Err(_) => {
+                tracing::info!(user = %user, "login failed");
+                return Err(ServerError::login_failed());
+            }
+        };
+        let failed_attempts = self.store.login_succeeded(user.as_str()).await?;
+        let now = self.clock.now();
+        self.store
+            .upsert_device(user.as_str(), &pending.device_id, &pending.device_name, now)
+            .await?;
+        let token = opaque::session_token(&session_key);
+        let expires_at = now + self.config.session_ttl;
+        self.store
+            .create_session(Session {
+                token_hash: token_hash(token.expose()),
+                user: user.as_str().to_owned(),
+                device_id: pending.device_id.clone(),
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        let account = self
+            .store
+            .account(user.as_str())
+            .await?
+            .ok_or(crate::store::StoreError::NoAccount)?;
+        let owner = user.as_str().as_bytes();
+        let cloud_wrap = self.open("cloud-wrap", owner, account.cloud_wrap).await?;
+        let settings = self.settings_of(&user).await?;
+        tracing::info!(user = %user, device = %pending.device_id, failed_attempts, "login succeeded");
+        Ok(proto::LoginFinished {
+            expires_at,
+            failed_attempts,
+            cloud_wrap: Bytes(cloud_wrap.to_vec()),
+            settings,
+        })
+    }
+
+    /// The caller behind a bearer token, if the session is valid now.
+    pub async fn authenticate(&self, token: &[u8]) -> Result<Caller, ServerError> {
+        let session = self
+            .store
+            .session(&token_hash(token), self.clock.now())
+            .await?
+            .ok_or_else(|| {
+                ServerError::unauthorized(
+                    "bad_session",
+                    "the session is unknown, expired or revoked; sign in again",
+                )
+            })?;
+        Ok(Caller {
+            user: session.user,
+            device_id: session.device_id,
+            logged_in_at: session.created_at,
+        })
+    }
+
+    // ------------------------------------------------------------ settings, devices
+
+    async fn settings_of(&self, user: &UserName) -> Result<proto::Settings, ServerError> {
+        let (version, sealed) = self
+            .store
+            .settings(user.as_str())
+            .await?
+            .ok_or(crate::store::StoreError::NoAccount)?;
+        let blob = self
+            .open("settings", user.as_str().as_bytes(), sealed)
+            .await?;
+        Ok(proto::Settings {
+            version,
+            blob: Bytes(blob.to_vec()),
+        })
+    }
+
+    /// The settings blob.
+    pub async fn settings(&self, caller: &Caller) -> Result<proto::Settings, ServerError> {
+        self.settings_of(&user_name(&caller.user)?).await
+    }
+
+    /// Replaces the settings blob if it is still at the expected version.
+    pub async fn put_settings(
+        &self,
+        caller: &Caller,
+        req: proto::PutSettings,
+    ) -> Result<proto::SettingsVersion, ServerError> {
+        if req.blob.0.is_empty() || req.blob.0.len() > 512 * 1024 {
+            return Err(ServerError::bad_request(
+                "bad_blob",
+                "the settings blob must be 1 byte to 512 KiB",
+            ));
+        }
+        let sealed = self
+            .seal("settings", caller.user.as_bytes(), req.blob.as_slice())
+            .await?;
+        let version = self
+            .store
+            .put_settings(&caller.user, req.expected_version, &sealed)
+            .await?;
+        Ok(proto::SettingsVersion { version })
+    }
+
+    /// The caller's devices.
+    pub async fn devices(&self, caller: &Caller) -> Result<proto::Devices, ServerError> {
+        let devices = self
+            .store
+            .devices(&caller.user)
+            .await?
+            .into_iter()
+            .map(|d| proto::DeviceInfo {
+                current: d.device_id == caller.device_id,
+                id: d.device_id,
+                name: d.name,
+                created_at: d.created_at,
+                last_seen_at: d.last_seen_at,
+            })
+            .collect();
+        Ok(proto::Devices { devices })
+    }
+
+    /// Revokes a device: its sessions stop working at once.
+    pub async fn revoke_device(&self, caller: &Caller, device_id: &str) -> Result<(), ServerError> {
+        if !self.store.revoke_device(&caller.user, device_id).await? {
+            return Err(ServerError {
+                status: axum::http::StatusCode::NOT_FOUND,
+                code: "no_device",
+                message: "no such device".into(),
+            });
+        }
+        tracing::info!(user = %caller.user, device = %device_id, by = %caller.device_id, "device revoked");
+        Ok(())
+    }
+
+    /// A signed-in device unlocks an account locked by failed logins.
+    pub async fn unlock_account(&self, caller: &Caller) -> Result<(), ServerError> {
+        self.store.reset_failed_logins(&caller.user).await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ password change, recovery
+
+    /// Password change, first message (needs a session).
+    pub async fn password_start(
+        &self,
+        caller: &Caller,
+        req: proto::PasswordStart,
+    ) -> Result<proto::RegisterStarted, ServerError> {
+        let user = user_name(&caller.user)?;
+        let km = self.key_material(&user).await?;
+        let response =
+            opaque::server_registration_start(&self.keys, &km, req.registration_request.as_slice())
+                .map_err(opaque_bad)?;
+        let id = self
+            .put_pending(KIND_PASSWORD, &user, &caller.device_id, &[])
+            .await?;
+        Ok(proto::RegisterStarted {
+            registration_id: id,
+            registration_response: Bytes(response),
+        })
+    }
+
+    /// Password change, last message: new record and cloud wrap in one transaction; the
+    /// failed-login counter is untouched; other devices must sign in again.
+    pub async fn password_finish(
+        &self,
+        caller: &Caller,
+        req: proto::PasswordFinish,
+    ) -> Result<(), ServerError> {
+        let Some((pending, _)) = self
+            .take_pending(KIND_PASSWORD, &req.registration_id)
+            .await?
+        else {
+            return Err(ServerError::unauthorized(
+                "registration_expired",
+                "this password change expired or was finished already",
+            ));
+        };
+        if pending.user != caller.user || pending.device_id != caller.device_id {
+            return Err(ServerError::unauthorized(
+                "registration_expired",
+                "this password change belongs to another session",
+            ));
+        }
+        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
+            .map_err(opaque_bad)?;
+        let owner = caller.user.as_bytes();
+        let credentials = Credentials {
+            record: self.seal("record", owner, &record).await?,
+            cloud_wrap: self
+                .seal("cloud-wrap", owner, req.cloud_wrap.as_slice())
+                .await?,
+            recovery: None,
+        };
+        self.store
+            .replace_credentials(&caller.user, credentials)
+            .await?;
+        self.store
+            .delete_sessions_except(&caller.user, &caller.device_id)
+            .await?;
+        tracing::info!(user = %caller.user, device = %caller.device_id, "password changed");
+        Ok(())
+    }
+
+    /// Recovery, first message: checks the proof of the recovery code, releases the
+    /// recovery wrap and starts a registration for the new password.
+    pub async fn recovery_start(
+        &self,
+        source: IpAddr,
+        req: proto::RecoveryStart,
+    ) -> Result<proto::RecoveryStarted, ServerError> {
+        self.limit(source)?;
+        let user = user_name(&req.user)?;
+        let failed = || {
+            ServerError::unauthorized(
+                "recovery_failed",
+                "recovery failed: wrong user name or recovery code",
+            )
+        };
+        let Some(account) = self.store.account(user.as_str()).await? else {
+            return Err(failed());
+        };
+        let proof = token_hash(req.recovery_auth.as_slice());
+        if !bool::from(proof.ct_eq(&account.recovery_verifier)) {
+            tracing::warn!(user = %user, "wrong recovery code");
+            return Err(failed());
+        }
+        let km = self.key_material(&user).await?;
+        let response =
+            opaque::server_registration_start(&self.keys, &km, req.registration_request.as_slice())
+                .map_err(opaque_bad)?;
+        let recovery_wrap = self
+            .open(
+                "recovery-wrap",
+                user.as_str().as_bytes(),
+                account.recovery_wrap,
+            )
+            .await?;
+        let id = self.put_pending(KIND_RECOVERY, &user, "", &[]).await?;
+        Ok(proto::RecoveryStarted {
+            registration_id: id,
+            registration_response: Bytes(response),
+            recovery_wrap: Bytes(recovery_wrap.to_vec()),
+        })
+    }
+
+    /// Recovery, last message: the new password replaces the old, the account unlocks,
+    /// every session ends.
+    pub async fn recovery_finish(&self, req: proto::RecoveryFinish) -> Result<(), ServerError> {
+        let Some((pending, _)) = self
+            .take_pending(KIND_RECOVERY, &req.registration_id)
+            .await?
+        else {
+            return Err(ServerError::unauthorized(
+                "registration_expired",
+                "this recovery expired or was finished already",
+            ));
+        };
+        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
+            .map_err(opaque_bad)?;
+        let owner = pending.user.as_bytes();
+        let credentials = Credentials {
+            record: self.seal("record", owner, &record).await?,
+            cloud_wrap: self
+                .seal("cloud-wrap", owner, req.cloud_wrap.as_slice())
+                .await?,
+            recovery: None,
+        };
+        self.store
+            .replace_credentials(&pending.user, credentials)
+            .await?;
+        self.store.reset_failed_logins(&pending.user).await?;
+        self.store.delete_sessions_except(&pending.user, "").await?;
+        tracing::info!(user = %pending.user, "account recovered with the recovery code");
+        Ok(())
+    }
+}
+
+/// Runs a blocking HSM call off the async threads.
+async fn blocking<T: Send + 'static>(
+    hsm: &Arc<dyn Hsm>,
+    f: impl FnOnce(&dyn Hsm) -> Result<T, crate::hsm::HsmError> + Send + 'static,
+) -> Result<T, ServerError> {
+    let hsm = Arc::clone(hsm);
+    tokio::task::spawn_blocking(move || f(hsm.as_ref()))
+        .await
+        .map_err(|e| ServerError::internal("hsm task", e))?
+        .map_err(ServerError::from)
+}

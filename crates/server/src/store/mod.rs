@@ -1,0 +1,231 @@
+//! The server's state, behind one trait with one conformance suite.
+//!
+//! Every method is one atomic step, so the invariants hold with several server processes
+//! on one database and across restarts: the failed-login counter is charged and read in
+//! one statement, the settings blob is replaced only if its version is the one expected
+//! (compare-and-swap), a login state is taken (read and deleted) at most once.
+//!
+//! The store holds only what the HSM has sealed (records, wraps, settings, login states,
+//! the server key pair) plus public facts (names, counters, device names, hashes of
+//! session tokens and recovery verifiers). It never sees a password, an export key or an
+//! identity key.
+
+use async_trait::async_trait;
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An account with this name exists already.
+    #[error("the account exists already")]
+    AccountExists,
+    /// No account with this name.
+    #[error("no such account")]
+    NoAccount,
+    /// The settings blob was changed by someone else first.
+    #[error("the settings were changed elsewhere (now at version {current})")]
+    VersionConflict {
+        /// The version the store has now.
+        current: i64,
+    },
+    /// The database failed or cannot be reached.
+    #[error("the store failed: {0}")]
+    Backend(String),
+}
+
+/// A new account, as registration stores it. Blobs are HSM-sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// Normalised user name: the OPAQUE credential identifier.
+    pub user: String,
+    /// The OPAQUE registration record (sealed).
+    pub record: Vec<u8>,
+    /// The identity key wrapped under the cloud KEK by the client (sealed).
+    pub cloud_wrap: Vec<u8>,
+    /// The identity key wrapped under the recovery code by the client (sealed).
+    pub recovery_wrap: Vec<u8>,
+    /// SHA-256 of the recovery code's authentication key (public: the code has 130 bits).
+    pub recovery_verifier: Vec<u8>,
+    /// The first settings blob (sealed); version 1.
+    pub settings: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Normalised user name.
+    pub user: String,
+    /// The OPAQUE registration record (sealed).
+    pub record: Vec<u8>,
+    /// Cloud-wrapped identity key (sealed).
+    pub cloud_wrap: Vec<u8>,
+    /// Recovery-wrapped identity key (sealed).
+    pub recovery_wrap: Vec<u8>,
+    /// SHA-256 of the recovery authentication key.
+    pub recovery_verifier: Vec<u8>,
+    /// Failed login attempts since the last successful one (charged at login start).
+    pub failed_logins: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The answer to charging a login attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// The attempt is charged; the counter is now `attempts` (this one included).
+    Charged {
+        /// Counter after charging.
+        attempts: i64,
+    },
+    /// The counter had reached the limit: nothing was charged, the account is locked.
+    Locked,
+    /// No such account: nothing was charged.
+    NoAccount,
+}
+
+/// New credentials after a password change or a recovery. Sealed blobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The new OPAQUE record.
+    pub record: Vec<u8>,
+    /// The identity key wrapped under the new cloud KEK.
+    pub cloud_wrap: Vec<u8>,
+    /// A new recovery wrap and verifier, when the recovery code was replaced too.
+    pub recovery: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A pending OPAQUE login between its two messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginState {
+    /// Normalised user name.
+    pub user: String,
+    /// The device that is signing in.
+    pub device_id: String,
+    /// The device's display name.
+    pub device_name: String,
+    /// The OPAQUE server state (sealed).
+    pub state: Vec<u8>,
+    /// Unix seconds after which the state is useless.
+    pub expires_at: i64,
+}
+
+/// A signed-in device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Client-chosen random id.
+    pub device_id: String,
+    /// Display name ("Alice's laptop").
+    pub name: String,
+    /// First sign-in, Unix seconds.
+    pub created_at: i64,
+    /// Last sign-in, Unix seconds.
+    pub last_seen_at: i64,
+}
+
+/// A session: the hash of its token, whose it is, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the bearer token.
+    pub token_hash: Vec<u8>,
+    /// Normalised user name.
+    pub user: String,
+    /// The device it is bound to.
+    pub device_id: String,
+    /// When the OPAQUE login that made it finished, Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The server's state. Every method is atomic on its own.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A server-wide secret (such as the sealed OPAQUE key pair) by name.
+    async fn server_secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores `value` under `name` unless a value is there already; returns the value
+    /// that is stored afterwards (so concurrent first starts agree on one key pair).
+    async fn put_server_secret_if_absent(
+        &self,
+        name: &str,
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError>;
+
+    /// Creates an account with settings version 1. [`StoreError::AccountExists`] if taken.
+    async fn create_account(&self, account: NewAccount) -> Result<(), StoreError>;
+
+    /// The account, if any.
+    async fn account(&self, user: &str) -> Result<Option<Account>, StoreError>;
+
+    /// Charges one login attempt, atomically: if the counter is below `limit` it is
+    /// incremented and [`Charge::Charged`] returned; otherwise nothing changes and the
+    /// answer is [`Charge::Locked`].
+    async fn charge_login(&self, user: &str, limit: i64) -> Result<Charge, StoreError>;
+
+    /// A login finished successfully: resets the counter and returns the number of failed
+    /// attempts before this one (the counter minus this attempt's own charge).
+    async fn login_succeeded(&self, user: &str) -> Result<i64, StoreError>;
+
+    /// Resets the counter (recovery code used, or a signed-in device unlocked the account).
+    async fn reset_failed_logins(&self, user: &str) -> Result<(), StoreError>;
+
+    /// Replaces the record and wraps in one transaction; the counter is left alone.
+    async fn replace_credentials(
+        &self,
+        user: &str,
+        credentials: Credentials,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a pending login under `id`.
+    async fn put_login_state(&self, id: &[u8], state: LoginState) -> Result<(), StoreError>;
+
+    /// Takes (reads and deletes, atomically) the pending login under `id` if it has not
+    /// expired at `now`. A second take of the same id finds nothing.
+    async fn take_login_state(&self, id: &[u8], now: i64)
+    -> Result<Option<LoginState>, StoreError>;
+
+    /// Records a sign-in of a device (creating it, or updating its name and last_seen_at).
+    async fn upsert_device(
+        &self,
+        user: &str,
+        device_id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The account's devices, ordered by device id.
+    async fn devices(&self, user: &str) -> Result<Vec<Device>, StoreError>;
+
+    /// Removes a device and every session bound to it, atomically; whether it existed.
+    async fn revoke_device(&self, user: &str, device_id: &str) -> Result<bool, StoreError>;
+
+    /// Stores a session.
+    async fn create_session(&self, session: Session) -> Result<(), StoreError>;
+
+    /// The session with this token hash, if it exists, has not expired at `now`, and its
+    /// device has not been revoked.
+    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<Session>, StoreError>;
+
+    /// Deletes every session of `user` except those of `keep_device` (after a password
+    /// change the other devices must sign in again).
+    async fn delete_sessions_except(&self, user: &str, keep_device: &str)
+    -> Result<(), StoreError>;
+
+    /// The settings blob and its version.
+    async fn settings(&self, user: &str) -> Result<Option<(i64, Vec<u8>)>, StoreError>;
+
+    /// Replaces the settings blob if its version is still `expected`; returns the new
+    /// version (`expected + 1`), or [`StoreError::VersionConflict`] with the current one.
+    async fn put_settings(&self, user: &str, expected: i64, blob: &[u8])
+    -> Result<i64, StoreError>;
+
+    /// Deletes expired sessions and login states.
+    async fn prune(&self, now: i64) -> Result<(), StoreError>;
+}
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;

@@ -1,0 +1,729 @@
+//! The shared store: PostgreSQL, for several server processes on one database.
+//!
+//! Every invariant holds with any number of server processes, because each is one
+//! statement or one transaction in the database, never a read in Rust followed by a
+//! write: the failed-login counter is charged by `UPDATE … WHERE failed_logins < $limit
+//! RETURNING`, a login state is taken by `DELETE … RETURNING`, a server secret is put by
+//! `INSERT … ON CONFLICT DO NOTHING` and then read back, settings are swapped by
+//! `UPDATE … WHERE version = $expected RETURNING version`, and multi-row changes (a
+//! device with its sessions, an account with its settings) are transactions. Default
+//! isolation (READ COMMITTED) suffices: a conflicting `UPDATE` or `DELETE` waits for the
+//! other transaction and re-checks its `WHERE` on the row as committed.
+//!
+//! Migrations are numbered and forward-only, recorded in a `schema_version` table, and
+//! applied in one transaction under `pg_advisory_xact_lock`, so two processes starting at
+//! once do not race; a database newer than this code is refused.
+//!
+//! Connections come from a deadpool-postgres pool **without TLS**: connect over
+//! loopback or a unix socket (`host=/run/postgresql`). TLS to PostgreSQL is out of scope
+//! for now, and a URL that asks for it (`sslmode=require`) is refused rather than
+//! silently downgraded. Error messages name what failed, never the URL or its password.
+//!
+//! Expiry: a session or login state is alive while `now <= expires_at`; text columns
+//! use the "C" collation so ordering (devices by id) is byte order, as in SQLite.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    Account, Charge, Credentials, Device, LoginState, NewAccount, Session, Store, StoreError,
+};
+
+/// Connections per store (per server process) unless told otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How long to wait for a free pooled connection.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening one connection may take (also the connect timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long checking a returned connection may take.
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Key of the advisory lock that serialises migrations (ASCII "sealpost" as an i64).
+const MIGRATION_LOCK: i64 = 0x7365_616c_706f_7374;
+
+/// The migrations. Index + 1 is the schema version each produces.
+const MIGRATIONS: &[&str] = &[
+    // 1: secrets, accounts with their settings, pending logins, devices and sessions.
+    r#"CREATE TABLE server_secrets (
+         name              TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+         value             BYTEA  NOT NULL
+     );
+     CREATE TABLE accounts (
+         user_name         TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+         record            BYTEA  NOT NULL,
+         cloud_wrap        BYTEA  NOT NULL,
+         recovery_wrap     BYTEA  NOT NULL,
+         recovery_verifier BYTEA  NOT NULL,
+         failed_logins     BIGINT NOT NULL DEFAULT 0 CHECK (failed_logins >= 0),
+         created_at        BIGINT NOT NULL
+     );
+     CREATE TABLE settings (
+         user_name         TEXT COLLATE "C" NOT NULL PRIMARY KEY REFERENCES accounts (user_name),
+         version           BIGINT NOT NULL CHECK (version >= 1),
+         blob              BYTEA  NOT NULL
+     );
+     CREATE TABLE login_states (
+         id                BYTEA  NOT NULL PRIMARY KEY,
+         user_name         TEXT COLLATE "C" NOT NULL,
+         device_id         TEXT COLLATE "C" NOT NULL,
+         device_name       TEXT   NOT NULL,
+         state             BYTEA  NOT NULL,
+         expires_at        BIGINT NOT NULL
+     );
+     CREATE INDEX login_states_by_expiry ON login_states (expires_at);
+     CREATE TABLE devices (
+         user_name         TEXT COLLATE "C" NOT NULL REFERENCES accounts (user_name),
+         device_id         TEXT COLLATE "C" NOT NULL,
+         name              TEXT   NOT NULL,
+         created_at        BIGINT NOT NULL,
+         last_seen_at      BIGINT NOT NULL,
+         PRIMARY KEY (user_name, device_id)
+     );
+     CREATE TABLE sessions (
+         token_hash        BYTEA  NOT NULL PRIMARY KEY,
+         user_name         TEXT COLLATE "C" NOT NULL,
+         device_id         TEXT COLLATE "C" NOT NULL,
+         created_at        BIGINT NOT NULL,
+         expires_at        BIGINT NOT NULL,
+         FOREIGN KEY (user_name, device_id)
+             REFERENCES devices (user_name, device_id) ON DELETE CASCADE
+     );
+     CREATE INDEX sessions_by_device ON sessions (user_name, device_id);
+     CREATE INDEX sessions_by_expiry ON sessions (expires_at);"#,
+];
+
+/// The server's state in a PostgreSQL database shared by any number of server processes.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the pool: its configuration holds the password.
+        f.debug_struct("PostgresStore")
+            .field("status", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db` or `host=… dbname=…`) with a
+    /// pool of [`DEFAULT_POOL_SIZE`] connections and brings the schema up to date.
+    ///
+    /// Fails with [`StoreError::Backend`] if the URL is malformed or asks for TLS, the
+    /// database cannot be reached, or its schema is newer than this server knows.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_pool_size(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// As [`PostgresStore::connect`], with at most `pool_size` connections.
+    pub async fn connect_with_pool_size(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        // The parse error is not shown: it could quote part of the URL.
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| StoreError::Backend("the PostgreSQL URL is malformed".into()))?;
+        if matches!(config.get_ssl_mode(), SslMode::Require) {
+            return Err(StoreError::Backend(
+                "TLS to PostgreSQL is not supported yet: connect over loopback or a unix \
+                 socket without sslmode=require"
+                    .into(),
+            ));
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("sealpost-server");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(RECYCLE_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Applies the missing migrations in one transaction holding the migration lock.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (
+                 version    BIGINT      NOT NULL PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(pg)?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0)::BIGINT FROM schema_version",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .try_get(0)
+            .map_err(pg)?;
+        if current > known {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {current}, newer than this server knows \
+                 ({known}); refusing to use it"
+            )));
+        }
+        for (version, sql) in (1_i64..).zip(MIGRATIONS.iter()) {
+            if version <= current {
+                continue;
+            }
+            tx.batch_execute(sql).await.map_err(pg)?;
+            tx.execute(
+                "INSERT INTO schema_version (version) VALUES ($1)",
+                &[&version],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+}
+
+/// A database error as the store reports it: the SQLSTATE and PostgreSQL's message, not
+/// its DETAIL (which can quote row values); other errors with their causes (an I/O error,
+/// an authentication failure), never the connection string.
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(describe(&e))
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("PostgreSQL: {} ({})", db.message(), db.code().code());
+    }
+    let mut message = format!("PostgreSQL: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => StoreError::Backend(describe(&e)),
+        PoolError::Timeout(what) => StoreError::Backend(format!(
+            "PostgreSQL: timed out getting a connection ({what:?})"
+        )),
+        other => StoreError::Backend(format!("PostgreSQL pool: {other}")),
+    }
+}
+
+fn is_foreign_key_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
+}
+
+fn account_from(r: &Row) -> Result<Account, tokio_postgres::Error> {
+    Ok(Account {
+        user: r.try_get(0)?,
+        record: r.try_get(1)?,
+        cloud_wrap: r.try_get(2)?,
+        recovery_wrap: r.try_get(3)?,
+        recovery_verifier: r.try_get(4)?,
+        failed_logins: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+    })
+}
+
+fn session_from(r: &Row) -> Result<Session, tokio_postgres::Error> {
+    Ok(Session {
+        token_hash: r.try_get(0)?,
+        user: r.try_get(1)?,
+        device_id: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+        expires_at: r.try_get(4)?,
+    })
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn server_secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT value FROM server_secrets WHERE name = $1")
+            .await
+            .map_err(pg)?;
+        let row = client.query_opt(&stmt, &[&name]).await.map_err(pg)?;
+        row.map(|r| r.try_get(0)).transpose().map_err(pg)
+    }
+
+    async fn put_server_secret_if_absent(
+        &self,
+        name: &str,
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let client = self.client().await?;
+        // Two statements, not one transaction: the INSERT waits for a concurrent inserter
+        // to commit, and the SELECT (a new snapshot under READ COMMITTED) then sees its row.
+        let insert = client
+            .prepare_cached(
+                "INSERT INTO server_secrets (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .await
+            .map_err(pg)?;
+        client
+            .execute(&insert, &[&name, &value])
+            .await
+            .map_err(pg)?;
+        let select = client
+            .prepare_cached("SELECT value FROM server_secrets WHERE name = $1")
+            .await
+            .map_err(pg)?;
+        client
+            .query_one(&select, &[&name])
+            .await
+            .map_err(pg)?
+            .try_get(0)
+            .map_err(pg)
+    }
+
+    async fn create_account(&self, account: NewAccount) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO accounts (user_name, record, cloud_wrap, recovery_wrap,
+                                       recovery_verifier, failed_logins, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 0, $6)
+                 ON CONFLICT (user_name) DO NOTHING",
+            )
+            .await
+            .map_err(pg)?;
+        let inserted = tx
+            .execute(
+                &insert,
+                &[
+                    &account.user,
+                    &account.record,
+                    &account.cloud_wrap,
+                    &account.recovery_wrap,
+                    &account.recovery_verifier,
+                    &account.created_at,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        if inserted == 0 {
+            return Err(StoreError::AccountExists);
+        }
+        let settings = tx
+            .prepare_cached("INSERT INTO settings (user_name, version, blob) VALUES ($1, 1, $2)")
+            .await
+            .map_err(pg)?;
+        tx.execute(&settings, &[&account.user, &account.settings])
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn account(&self, user: &str) -> Result<Option<Account>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT user_name, record, cloud_wrap, recovery_wrap, recovery_verifier,
+                        failed_logins, created_at
+                 FROM accounts WHERE user_name = $1",
+            )
+            .await
+            .map_err(pg)?;
+        let row = client.query_opt(&stmt, &[&user]).await.map_err(pg)?;
+        row.as_ref().map(account_from).transpose().map_err(pg)
+    }
+
+    async fn charge_login(&self, user: &str, limit: i64) -> Result<Charge, StoreError> {
+        let client = self.client().await?;
+        let charge = client
+            .prepare_cached(
+                "UPDATE accounts SET failed_logins = failed_logins + 1
+                 WHERE user_name = $1 AND failed_logins < $2
+                 RETURNING failed_logins",
+            )
+            .await
+            .map_err(pg)?;
+        if let Some(row) = client
+            .query_opt(&charge, &[&user, &limit])
+            .await
+            .map_err(pg)?
+        {
+            return Ok(Charge::Charged {
+                attempts: row.try_get(0).map_err(pg)?,
+            });
+        }
+        // Accounts are never deleted, so this answer cannot be overtaken.
+        let exists = client
+            .prepare_cached("SELECT 1 FROM accounts WHERE user_name = $1")
+            .await
+            .map_err(pg)?;
+        Ok(
+            match client.query_opt(&exists, &[&user]).await.map_err(pg)? {
+                Some(_) => Charge::Locked,
+                None => Charge::NoAccount,
+            },
+        )
+    }
+
+    async fn login_succeeded(&self, user: &str) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        // The CTE locks the row and reads its latest committed counter; the UPDATE then
+        // resets it. One statement, so no charge can slip in between.
+        let stmt = client
+            .prepare_cached(
+                "WITH before AS (
+                     SELECT failed_logins FROM accounts WHERE user_name = $1 FOR UPDATE
+                 )
+                 UPDATE accounts SET failed_logins = 0 FROM before
+                 WHERE accounts.user_name = $1
+                 RETURNING before.failed_logins",
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_opt(&stmt, &[&user])
+            .await
+            .map_err(pg)?
+            .ok_or(StoreError::NoAccount)?;
+        let before: i64 = row.try_get(0).map_err(pg)?;
+        Ok(before.saturating_sub(1).max(0))
+    }
+
+    async fn reset_failed_logins(&self, user: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("UPDATE accounts SET failed_logins = 0 WHERE user_name = $1")
+            .await
+            .map_err(pg)?;
+        match client.execute(&stmt, &[&user]).await.map_err(pg)? {
+            0 => Err(StoreError::NoAccount),
+            _ => Ok(()),
+        }
+    }
+
+    async fn replace_credentials(
+        &self,
+        user: &str,
+        credentials: Credentials,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        // One statement, so one transaction; the counter is not touched.
+        let stmt = client
+            .prepare_cached(
+                "UPDATE accounts SET record = $2, cloud_wrap = $3,
+                     recovery_wrap = coalesce($4, recovery_wrap),
+                     recovery_verifier = coalesce($5, recovery_verifier)
+                 WHERE user_name = $1",
+            )
+            .await
+            .map_err(pg)?;
+        let (recovery_wrap, recovery_verifier) = credentials.recovery.unzip();
+        let changed = client
+            .execute(
+                &stmt,
+                &[
+                    &user,
+                    &credentials.record,
+                    &credentials.cloud_wrap,
+                    &recovery_wrap,
+                    &recovery_verifier,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        match changed {
+            0 => Err(StoreError::NoAccount),
+            _ => Ok(()),
+        }
+    }
+
+    async fn put_login_state(&self, id: &[u8], state: LoginState) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO login_states (id, user_name, device_id, device_name, state, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await
+            .map_err(pg)?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &id,
+                    &state.user,
+                    &state.device_id,
+                    &state.device_name,
+                    &state.state,
+                    &state.expires_at,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn take_login_state(
+        &self,
+        id: &[u8],
+        now: i64,
+    ) -> Result<Option<LoginState>, StoreError> {
+        let client = self.client().await?;
+        // A concurrent DELETE of the same row waits for ours and then finds nothing.
+        let stmt = client
+            .prepare_cached(
+                "DELETE FROM login_states WHERE id = $1
+                 RETURNING user_name, device_id, device_name, state, expires_at",
+            )
+            .await
+            .map_err(pg)?;
+        let Some(row) = client.query_opt(&stmt, &[&id]).await.map_err(pg)? else {
+            return Ok(None);
+        };
+        let state = LoginState {
+            user: row.try_get(0).map_err(pg)?,
+            device_id: row.try_get(1).map_err(pg)?,
+            device_name: row.try_get(2).map_err(pg)?,
+            state: row.try_get(3).map_err(pg)?,
+            expires_at: row.try_get(4).map_err(pg)?,
+        };
+        Ok(Some(state).filter(|s| now <= s.expires_at))
+    }
+
+    async fn upsert_device(
+        &self,
+        user: &str,
+        device_id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO devices (user_name, device_id, name, created_at, last_seen_at)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (user_name, device_id)
+                 DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
+            )
+            .await
+            .map_err(pg)?;
+        match client
+            .execute(&stmt, &[&user, &device_id, &name, &now])
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NoAccount),
+            Err(e) => Err(pg(e)),
+        }
+    }
+
+    async fn devices(&self, user: &str) -> Result<Vec<Device>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                r#"SELECT device_id, name, created_at, last_seen_at FROM devices
+                   WHERE user_name = $1 ORDER BY device_id COLLATE "C""#,
+            )
+            .await
+            .map_err(pg)?;
+        let rows = client.query(&stmt, &[&user]).await.map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Device {
+                    device_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    created_at: r.try_get(2)?,
+                    last_seen_at: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(pg)
+    }
+
+    async fn revoke_device(&self, user: &str, device_id: &str) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // Explicit, not only through the foreign key's cascade. A session inserted
+        // concurrently holds a lock on the device row, so the device DELETE waits for it
+        // and its cascade then removes it too.
+        let sessions = tx
+            .prepare_cached("DELETE FROM sessions WHERE user_name = $1 AND device_id = $2")
+            .await
+            .map_err(pg)?;
+        tx.execute(&sessions, &[&user, &device_id])
+            .await
+            .map_err(pg)?;
+        let device = tx
+            .prepare_cached("DELETE FROM devices WHERE user_name = $1 AND device_id = $2")
+            .await
+            .map_err(pg)?;
+        let removed = tx
+            .execute(&device, &[&user, &device_id])
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(removed > 0)
+    }
+
+    /// Fails with [`StoreError::Backend`] if the device is not signed in (never was, or
+    /// was revoked meanwhile): a session must not outlive its device.
+    async fn create_session(&self, session: Session) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await
+            .map_err(pg)?;
+        let inserted = client
+            .execute(
+                &stmt,
+                &[
+                    &session.token_hash,
+                    &session.user,
+                    &session.device_id,
+                    &session.created_at,
+                    &session.expires_at,
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::Backend(
+                "the session's device is not signed in (revoked meanwhile?)".into(),
+            )),
+            Err(e) => Err(pg(e)),
+        }
+    }
+
+    async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<Session>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT s.token_hash, s.user_name, s.device_id, s.created_at, s.expires_at
+                 FROM sessions s
+                 JOIN devices d ON d.user_name = s.user_name AND d.device_id = s.device_id
+                 WHERE s.token_hash = $1 AND s.expires_at >= $2",
+            )
+            .await
+            .map_err(pg)?;
+        let row = client
+            .query_opt(&stmt, &[&token_hash, &now])
+            .await
+            .map_err(pg)?;
+        row.as_ref().map(session_from).transpose().map_err(pg)
+    }
+
+    async fn delete_sessions_except(
+        &self,
+        user: &str,
+        keep_device: &str,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM sessions WHERE user_name = $1 AND device_id <> $2")
+            .await
+            .map_err(pg)?;
+        client
+            .execute(&stmt, &[&user, &keep_device])
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn settings(&self, user: &str) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT version, blob FROM settings WHERE user_name = $1")
+            .await
+            .map_err(pg)?;
+        let row = client.query_opt(&stmt, &[&user]).await.map_err(pg)?;
+        row.map(|r| Ok::<_, tokio_postgres::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()
+            .map_err(pg)
+    }
+
+    async fn put_settings(
+        &self,
+        user: &str,
+        expected: i64,
+        blob: &[u8],
+    ) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let swap = client
+            .prepare_cached(
+                "UPDATE settings SET version = version + 1, blob = $3
+                 WHERE user_name = $1 AND version = $2
+                 RETURNING version",
+            )
+            .await
+            .map_err(pg)?;
+        if let Some(row) = client
+            .query_opt(&swap, &[&user, &expected, &blob])
+            .await
+            .map_err(pg)?
+        {
+            return row.try_get(0).map_err(pg);
+        }
+        let current = client
+            .prepare_cached("SELECT version FROM settings WHERE user_name = $1")
+            .await
+            .map_err(pg)?;
+        match client.query_opt(&current, &[&user]).await.map_err(pg)? {
+            Some(row) => Err(StoreError::VersionConflict {
+                current: row.try_get(0).map_err(pg)?,
+            }),
+            None => Err(StoreError::NoAccount),
+        }
+    }
+
+    async fn prune(&self, now: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let sessions = client
+            .prepare_cached("DELETE FROM sessions WHERE expires_at < $1")
+            .await
+            .map_err(pg)?;
+        client.execute(&sessions, &[&now]).await.map_err(pg)?;
+        let states = client
+            .prepare_cached("DELETE FROM login_states WHERE expires_at < $1")
+            .await
+            .map_err(pg)?;
+        client.execute(&states, &[&now]).await.map_err(pg)?;
+        Ok(())
+    }
+}

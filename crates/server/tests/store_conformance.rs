@@ -1,0 +1,1042 @@
+//! The store conformance suite: one set of cases, written once against `dyn Store`, run
+//! against every backend.
+//!
+//! - SQLite: a fresh file in a temporary directory per test.
+//! - PostgreSQL: a real cluster from the testkit, shared by the tests that run at the same
+//!   time (it stops when the last one drops it), with a fresh database per test.
+//!
+//! "Two instances" below means two stores opened separately on one database (two
+//! `SqliteStore::open`s of one file, two `PostgresStore` pools on one database): they
+//! stand for two server processes. Backend-specific checks (refusing a newer schema,
+//! STRICT tables, errors without secrets) are at the bottom.
+
+// Helpers and cases are not `#[test]` functions, so clippy's test allowances miss them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use sealpost_server::store::{
+    Account, Charge, Credentials, Device, LoginState, NewAccount, PostgresStore, Session,
+    SqliteStore, Store, StoreError,
+};
+use sealpost_testkit::postgres::PostgresCluster;
+use tempfile::TempDir;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+/// "Now" in every case, Unix seconds.
+const NOW: i64 = 1_800_000_000;
+
+// ---------------------------------------------------------------- backends
+
+/// One database, and how to open another store instance on it.
+enum Db {
+    Sqlite {
+        path: PathBuf,
+        _dir: TempDir,
+    },
+    Postgres {
+        url: String,
+        _cluster: Arc<PostgresCluster>,
+    },
+}
+
+/// The cluster the PostgreSQL tests running now share; gone when the last one ends.
+static CLUSTER: Mutex<Weak<PostgresCluster>> = Mutex::new(Weak::new());
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+impl Db {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Db::Sqlite {
+            path: dir.path().join("server.sqlite3"),
+            _dir: dir,
+        }
+    }
+
+    fn postgres(case: &str) -> Self {
+        let cluster = {
+            let mut slot = CLUSTER.lock().unwrap_or_else(PoisonError::into_inner);
+            match slot.upgrade() {
+                Some(cluster) => cluster,
+                None => {
+                    let cluster = Arc::new(PostgresCluster::start().expect("start PostgreSQL"));
+                    *slot = Arc::downgrade(&cluster);
+                    cluster
+                }
+            }
+        };
+        let n = DATABASES.fetch_add(1, Ordering::Relaxed);
+        let name: String = format!("t{n}_{case}").chars().take(63).collect();
+        let url = cluster.create_database(&name).unwrap();
+        Db::Postgres {
+            url,
+            _cluster: cluster,
+        }
+    }
+
+    async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Db::Sqlite { path, .. } => {
+                let path = path.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                        .await
+                        .unwrap()?,
+                )
+            }
+            Db::Postgres { url, .. } => Arc::new(PostgresStore::connect(url).await?),
+        })
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        self.try_open().await.unwrap()
+    }
+}
+
+/// Generates, for each case, one test per backend.
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(&super::Db::sqlite()).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(&super::Db::postgres(stringify!($case))).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    server_secrets_are_put_once,
+    accounts_are_created_once,
+    charge_login_counts_and_locks,
+    charge_login_is_exact_under_concurrency,
+    replace_credentials_keeps_the_counter,
+    login_states_are_taken_once_until_they_expire,
+    take_login_state_has_one_winner_under_concurrency,
+    devices_are_upserted_and_listed_in_id_order,
+    sessions_expire_and_die_with_their_device,
+    delete_sessions_except_keeps_one_device,
+    settings_are_compare_and_swap,
+    settings_swap_has_one_winner_under_concurrency,
+    prune_deletes_only_what_expired,
+    state_survives_a_restart,
+    first_opens_at_once_migrate_once,
+);
+
+// ---------------------------------------------------------------- helpers
+
+fn new_account(user: &str) -> NewAccount {
+    NewAccount {
+        user: user.to_owned(),
+        record: format!("record of {user}").into_bytes(),
+        cloud_wrap: format!("cloud wrap of {user}").into_bytes(),
+        recovery_wrap: format!("recovery wrap of {user}").into_bytes(),
+        recovery_verifier: format!("verifier of {user}").into_bytes(),
+        settings: format!("settings of {user}").into_bytes(),
+        created_at: NOW - 1000,
+    }
+}
+
+fn login_state(user: &str, expires_at: i64) -> LoginState {
+    LoginState {
+        user: user.to_owned(),
+        device_id: "dev-1".to_owned(),
+        device_name: "Alice's laptop".to_owned(),
+        state: format!("server state for {user}").into_bytes(),
+        expires_at,
+    }
+}
+
+fn session(token: u8, user: &str, device_id: &str, expires_at: i64) -> Session {
+    Session {
+        token_hash: vec![token; 32],
+        user: user.to_owned(),
+        device_id: device_id.to_owned(),
+        created_at: NOW,
+        expires_at,
+    }
+}
+
+/// Runs `n` calls at once, alternating between the two instances; all start together.
+async fn race<T, F, Fut>(a: &Arc<dyn Store>, b: &Arc<dyn Store>, n: usize, f: F) -> Vec<(usize, T)>
+where
+    F: Fn(usize, Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let call = f(i, store);
+        let barrier = barrier.clone();
+        tasks.spawn(async move {
+            barrier.wait().await;
+            (i, call.await)
+        });
+    }
+    let mut answers = Vec::with_capacity(n);
+    while let Some(answer) = tasks.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    answers.sort_by_key(|(i, _)| *i);
+    answers
+}
+
+// ---------------------------------------------------------------- the cases
+
+async fn server_secrets_are_put_once(db: &Db) {
+    let (a, b) = (db.open().await, db.open().await);
+    assert_eq!(a.server_secret("opaque").await.unwrap(), None);
+    assert_eq!(
+        a.put_server_secret_if_absent("opaque", b"first")
+            .await
+            .unwrap(),
+        b"first"
+    );
+    // The second writer gets the first value back, and nothing is overwritten.
+    assert_eq!(
+        b.put_server_secret_if_absent("opaque", b"second")
+            .await
+            .unwrap(),
+        b"first"
+    );
+    assert_eq!(a.server_secret("opaque").await.unwrap().unwrap(), b"first");
+    assert_eq!(b.server_secret("other").await.unwrap(), None);
+
+    // Concurrent first starts of several processes agree on one value.
+    let answers = race(&a, &b, 16, |i, s| async move {
+        s.put_server_secret_if_absent("race", format!("candidate {i}").as_bytes())
+            .await
+            .unwrap()
+    })
+    .await;
+    let stored = b.server_secret("race").await.unwrap().unwrap();
+    assert!(stored.starts_with(b"candidate "), "{stored:?}");
+    for (i, answer) in answers {
+        assert_eq!(answer, stored, "caller {i} was told another value");
+    }
+}
+
+async fn accounts_are_created_once(db: &Db) {
+    let (a, b) = (db.open().await, db.open().await);
+    assert_eq!(a.account("alice").await.unwrap(), None);
+    a.create_account(new_account("alice")).await.unwrap();
+    assert_eq!(
+        b.account("alice").await.unwrap(),
+        Some(Account {
+            user: "alice".into(),
+            record: b"record of alice".to_vec(),
+            cloud_wrap: b"cloud wrap of alice".to_vec(),
+            recovery_wrap: b"recovery wrap of alice".to_vec(),
+            recovery_verifier: b"verifier of alice".to_vec(),
+            failed_logins: 0,
+            created_at: NOW - 1000,
+        })
+    );
+    assert_eq!(
+        b.settings("alice").await.unwrap(),
+        Some((1, b"settings of alice".to_vec()))
+    );
+
+    // A duplicate is refused and changes nothing.
+    let mut impostor = new_account("alice");
+    impostor.record = b"impostor".to_vec();
+    impostor.settings = b"impostor settings".to_vec();
+    assert!(matches!(
+        b.create_account(impostor).await,
+        Err(StoreError::AccountExists)
+    ));
+    assert_eq!(
+        a.account("alice").await.unwrap().unwrap().record,
+        b"record of alice"
+    );
+    assert_eq!(
+        a.settings("alice").await.unwrap(),
+        Some((1, b"settings of alice".to_vec()))
+    );
+
+    // Names are compared exactly (they arrive normalised).
+    assert_eq!(a.account("Alice").await.unwrap(), None);
+    assert_eq!(a.account("alice ").await.unwrap(), None);
+    a.create_account(new_account("Alice")).await.unwrap();
+    assert_eq!(
+        a.account("Alice").await.unwrap().unwrap().record,
+        b"record of Alice"
+    );
+
+    // Concurrent registrations of one name: exactly one wins, whole.
+    let answers = race(&a, &b, 8, |i, s| async move {
+        let mut account = new_account("carol");
+        account.record = format!("record {i}").into_bytes();
+        account.settings = format!("settings {i}").into_bytes();
+        s.create_account(account).await
+    })
+    .await;
+    let winners: Vec<usize> = answers
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (_, answer) in &answers {
+        assert!(
+            matches!(answer, Ok(()) | Err(StoreError::AccountExists)),
+            "{answer:?}"
+        );
+    }
+    let winner = winners[0];
+    let carol = a.account("carol").await.unwrap().unwrap();
+    assert_eq!(carol.record, format!("record {winner}").into_bytes());
+    assert_eq!(
+        b.settings("carol").await.unwrap(),
+        Some((1, format!("settings {winner}").into_bytes()))
+    );
+}
+
+async fn charge_login_counts_and_locks(db: &Db) {
+    let s = db.open().await;
+    assert_eq!(
+        s.charge_login("nobody", 5).await.unwrap(),
+        Charge::NoAccount
+    );
+    assert_eq!(s.account("nobody").await.unwrap(), None);
+    assert!(matches!(
+        s.login_succeeded("nobody").await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.reset_failed_logins("nobody").await,
+        Err(StoreError::NoAccount)
+    ));
+
+    s.create_account(new_account("alice")).await.unwrap();
+    s.create_account(new_account("bob")).await.unwrap();
+    for attempts in 1..=3 {
+        assert_eq!(
+            s.charge_login("alice", 3).await.unwrap(),
+            Charge::Charged { attempts }
+        );
+    }
+    assert_eq!(s.charge_login("alice", 3).await.unwrap(), Charge::Locked);
+    assert_eq!(s.charge_login("alice", 3).await.unwrap(), Charge::Locked);
+    // Nothing was charged while locked.
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 3);
+    // Other accounts are not affected.
+    assert_eq!(
+        s.charge_login("bob", 3).await.unwrap(),
+        Charge::Charged { attempts: 1 }
+    );
+    // The limit is the caller's policy: a higher one charges again.
+    assert_eq!(
+        s.charge_login("alice", 5).await.unwrap(),
+        Charge::Charged { attempts: 4 }
+    );
+
+    // Four charged, the last one is this successful login: three failed before it.
+    assert_eq!(s.login_succeeded("alice").await.unwrap(), 3);
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
+    // Never negative, even without a charge.
+    assert_eq!(s.login_succeeded("alice").await.unwrap(), 0);
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
+    // A first attempt that succeeds had no failure before it.
+    assert_eq!(
+        s.charge_login("alice", 3).await.unwrap(),
+        Charge::Charged { attempts: 1 }
+    );
+    assert_eq!(s.login_succeeded("alice").await.unwrap(), 0);
+
+    // The recovery code (or a signed-in device) unlocks a locked account.
+    for _ in 0..3 {
+        s.charge_login("alice", 3).await.unwrap();
+    }
+    assert_eq!(s.charge_login("alice", 3).await.unwrap(), Charge::Locked);
+    s.reset_failed_logins("alice").await.unwrap();
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
+    assert_eq!(
+        s.charge_login("alice", 3).await.unwrap(),
+        Charge::Charged { attempts: 1 }
+    );
+    assert_eq!(s.account("bob").await.unwrap().unwrap().failed_logins, 1);
+}
+
+async fn charge_login_is_exact_under_concurrency(db: &Db) {
+    const TASKS: usize = 50;
+    const LIMIT: i64 = 10;
+    let (a, b) = (db.open().await, db.open().await);
+    a.create_account(new_account("alice")).await.unwrap();
+
+    let answers = race(&a, &b, TASKS, |_, s| async move {
+        s.charge_login("alice", LIMIT).await.unwrap()
+    })
+    .await;
+    let mut charged: Vec<i64> = answers
+        .iter()
+        .filter_map(|(_, c)| match c {
+            Charge::Charged { attempts } => Some(*attempts),
+            _ => None,
+        })
+        .collect();
+    charged.sort_unstable();
+    assert_eq!(charged, (1..=LIMIT).collect::<Vec<_>>(), "{answers:?}");
+    let locked = answers.iter().filter(|(_, c)| *c == Charge::Locked).count();
+    assert_eq!(locked, TASKS - 10, "{answers:?}");
+
+    assert_eq!(
+        b.account("alice").await.unwrap().unwrap().failed_logins,
+        LIMIT
+    );
+    assert_eq!(
+        b.charge_login("alice", LIMIT).await.unwrap(),
+        Charge::Locked
+    );
+    assert_eq!(a.login_succeeded("alice").await.unwrap(), LIMIT - 1);
+    assert_eq!(b.account("alice").await.unwrap().unwrap().failed_logins, 0);
+}
+
+async fn replace_credentials_keeps_the_counter(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    s.charge_login("alice", 10).await.unwrap();
+    s.charge_login("alice", 10).await.unwrap();
+
+    // A password change: new record and cloud wrap, the recovery code stays.
+    s.replace_credentials(
+        "alice",
+        Credentials {
+            record: b"record 2".to_vec(),
+            cloud_wrap: b"cloud wrap 2".to_vec(),
+            recovery: None,
+        },
+    )
+    .await
+    .unwrap();
+    let alice = s.account("alice").await.unwrap().unwrap();
+    assert_eq!(alice.record, b"record 2");
+    assert_eq!(alice.cloud_wrap, b"cloud wrap 2");
+    assert_eq!(alice.recovery_wrap, b"recovery wrap of alice");
+    assert_eq!(alice.recovery_verifier, b"verifier of alice");
+    assert_eq!(alice.failed_logins, 2);
+    assert_eq!(alice.created_at, NOW - 1000);
+
+    // A recovery: everything replaced, including the recovery code.
+    s.replace_credentials(
+        "alice",
+        Credentials {
+            record: b"record 3".to_vec(),
+            cloud_wrap: b"cloud wrap 3".to_vec(),
+            recovery: Some((b"recovery wrap 3".to_vec(), b"verifier 3".to_vec())),
+        },
+    )
+    .await
+    .unwrap();
+    let alice = s.account("alice").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            alice.record.as_slice(),
+            alice.cloud_wrap.as_slice(),
+            alice.recovery_wrap.as_slice(),
+            alice.recovery_verifier.as_slice(),
+            alice.failed_logins
+        ),
+        (
+            &b"record 3"[..],
+            &b"cloud wrap 3"[..],
+            &b"recovery wrap 3"[..],
+            &b"verifier 3"[..],
+            2
+        )
+    );
+    assert_eq!(
+        s.settings("alice").await.unwrap(),
+        Some((1, b"settings of alice".to_vec()))
+    );
+
+    assert!(matches!(
+        s.replace_credentials(
+            "nobody",
+            Credentials {
+                record: vec![1],
+                cloud_wrap: vec![2],
+                recovery: None
+            }
+        )
+        .await,
+        Err(StoreError::NoAccount)
+    ));
+    assert_eq!(s.account("nobody").await.unwrap(), None);
+}
+
+async fn login_states_are_taken_once_until_they_expire(db: &Db) {
+    let s = db.open().await;
+    let state = login_state("alice", NOW + 60);
+    s.put_login_state(b"id-1", state.clone()).await.unwrap();
+    assert_eq!(s.take_login_state(b"id-1", NOW).await.unwrap(), Some(state));
+    assert_eq!(s.take_login_state(b"id-1", NOW).await.unwrap(), None);
+
+    // Alive up to and including expires_at, dead after.
+    s.put_login_state(b"id-2", login_state("alice", NOW + 60))
+        .await
+        .unwrap();
+    assert!(
+        s.take_login_state(b"id-2", NOW + 60)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.put_login_state(b"id-3", login_state("alice", NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(s.take_login_state(b"id-3", NOW + 61).await.unwrap(), None);
+
+    // Ids are exact bytes.
+    s.put_login_state(b"id-4", login_state("alice", NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(s.take_login_state(b"id-4\0", NOW).await.unwrap(), None);
+    assert_eq!(s.take_login_state(b"ID-4", NOW).await.unwrap(), None);
+    assert_eq!(s.take_login_state(b"never", NOW).await.unwrap(), None);
+    assert!(s.take_login_state(b"id-4", NOW).await.unwrap().is_some());
+
+    // The server answers unknown users like known ones, so their states are kept too.
+    let ghost = login_state("nobody", NOW + 60);
+    s.put_login_state(b"id-5", ghost.clone()).await.unwrap();
+    assert_eq!(s.take_login_state(b"id-5", NOW).await.unwrap(), Some(ghost));
+}
+
+async fn take_login_state_has_one_winner_under_concurrency(db: &Db) {
+    const IDS: usize = 10;
+    const TAKERS: usize = 6;
+    let (a, b) = (db.open().await, db.open().await);
+    for id in 0..IDS {
+        a.put_login_state(&[id as u8; 16], login_state(&format!("user{id}"), NOW + 60))
+            .await
+            .unwrap();
+    }
+    let answers = race(&a, &b, IDS * TAKERS, |i, s| async move {
+        s.take_login_state(&[(i / TAKERS) as u8; 16], NOW)
+            .await
+            .unwrap()
+    })
+    .await;
+    for id in 0..IDS {
+        let won: Vec<&LoginState> = answers
+            .iter()
+            .filter(|(i, _)| i / TAKERS == id)
+            .filter_map(|(_, taken)| taken.as_ref())
+            .collect();
+        assert_eq!(won.len(), 1, "id {id}: {won:?}");
+        assert_eq!(won[0].user, format!("user{id}"));
+    }
+}
+
+async fn devices_are_upserted_and_listed_in_id_order(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    s.create_account(new_account("bob")).await.unwrap();
+    s.upsert_device("alice", "b-phone", "Phone", NOW)
+        .await
+        .unwrap();
+    s.upsert_device("alice", "B-tablet", "Tablet", NOW + 1)
+        .await
+        .unwrap();
+    s.upsert_device("alice", "a-laptop", "Laptop", NOW + 2)
+        .await
+        .unwrap();
+    s.upsert_device("alice", "_desk", "Desk", NOW + 3)
+        .await
+        .unwrap();
+    s.upsert_device("bob", "bob-1", "Bob's", NOW).await.unwrap();
+
+    // Byte order ("B" < "_" < "a" < "b"), not a locale's.
+    let device = |id: &str, name: &str, at: i64| Device {
+        device_id: id.into(),
+        name: name.into(),
+        created_at: at,
+        last_seen_at: at,
+    };
+    assert_eq!(
+        s.devices("alice").await.unwrap(),
+        vec![
+            device("B-tablet", "Tablet", NOW + 1),
+            device("_desk", "Desk", NOW + 3),
+            device("a-laptop", "Laptop", NOW + 2),
+            device("b-phone", "Phone", NOW),
+        ]
+    );
+
+    // Signing in again renames and touches the device, and keeps its first sign-in.
+    s.upsert_device("alice", "b-phone", "Work phone", NOW + 100)
+        .await
+        .unwrap();
+    let phone = s
+        .devices("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.device_id == "b-phone")
+        .unwrap();
+    assert_eq!(
+        phone,
+        Device {
+            device_id: "b-phone".into(),
+            name: "Work phone".into(),
+            created_at: NOW,
+            last_seen_at: NOW + 100,
+        }
+    );
+    assert_eq!(s.devices("alice").await.unwrap().len(), 4);
+    assert_eq!(
+        s.devices("bob").await.unwrap(),
+        vec![device("bob-1", "Bob's", NOW)]
+    );
+    assert_eq!(s.devices("nobody").await.unwrap(), vec![]);
+    assert!(matches!(
+        s.upsert_device("nobody", "dev", "Dev", NOW).await,
+        Err(StoreError::NoAccount)
+    ));
+    assert_eq!(s.devices("nobody").await.unwrap(), vec![]);
+}
+
+async fn sessions_expire_and_die_with_their_device(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    s.create_account(new_account("bob")).await.unwrap();
+    s.upsert_device("alice", "dev-1", "Laptop", NOW)
+        .await
+        .unwrap();
+    s.upsert_device("alice", "dev-2", "Phone", NOW)
+        .await
+        .unwrap();
+    let one = session(1, "alice", "dev-1", NOW + 3600);
+    let two = session(2, "alice", "dev-2", NOW + 3600);
+    s.create_session(one.clone()).await.unwrap();
+    s.create_session(two.clone()).await.unwrap();
+
+    assert_eq!(s.session(&[1; 32], NOW).await.unwrap(), Some(one.clone()));
+    assert_eq!(
+        s.session(&[1; 32], NOW + 3600).await.unwrap(),
+        Some(one.clone())
+    );
+    assert_eq!(s.session(&[1; 32], NOW + 3601).await.unwrap(), None);
+    assert_eq!(s.session(&[3; 32], NOW).await.unwrap(), None);
+
+    // Another user cannot revoke Alice's device.
+    assert!(!s.revoke_device("bob", "dev-1").await.unwrap());
+    assert_eq!(s.session(&[1; 32], NOW).await.unwrap(), Some(one.clone()));
+
+    assert!(s.revoke_device("alice", "dev-1").await.unwrap());
+    assert_eq!(s.session(&[1; 32], NOW).await.unwrap(), None);
+    assert_eq!(s.session(&[2; 32], NOW).await.unwrap(), Some(two.clone()));
+    assert_eq!(
+        s.devices("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.device_id)
+            .collect::<Vec<_>>(),
+        vec!["dev-2".to_owned()]
+    );
+    assert!(!s.revoke_device("alice", "dev-1").await.unwrap());
+
+    // The device signs in again: its old session stays dead (deleted, not hidden).
+    s.upsert_device("alice", "dev-1", "Laptop", NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(s.session(&[1; 32], NOW).await.unwrap(), None);
+
+    // A session for a device that is not signed in is refused, and not stored.
+    assert!(
+        s.create_session(session(9, "alice", "dev-9", NOW + 3600))
+            .await
+            .is_err()
+    );
+    s.upsert_device("alice", "dev-9", "Late", NOW)
+        .await
+        .unwrap();
+    assert_eq!(s.session(&[9; 32], NOW).await.unwrap(), None);
+}
+
+async fn delete_sessions_except_keeps_one_device(db: &Db) {
+    let s = db.open().await;
+    for user in ["alice", "bob"] {
+        s.create_account(new_account(user)).await.unwrap();
+    }
+    for device in ["dev-1", "dev-2", "dev-3"] {
+        s.upsert_device("alice", device, device, NOW).await.unwrap();
+    }
+    // Bob has a device with the same id as Alice's kept one.
+    s.upsert_device("bob", "dev-2", "Bob's", NOW).await.unwrap();
+    s.create_session(session(1, "alice", "dev-1", NOW + 60))
+        .await
+        .unwrap();
+    s.create_session(session(2, "alice", "dev-2", NOW + 60))
+        .await
+        .unwrap();
+    s.create_session(session(3, "alice", "dev-2", NOW + 60))
+        .await
+        .unwrap();
+    s.create_session(session(4, "alice", "dev-3", NOW + 60))
+        .await
+        .unwrap();
+    s.create_session(session(5, "bob", "dev-2", NOW + 60))
+        .await
+        .unwrap();
+    s.create_session(session(6, "bob", "dev-1", NOW + 60))
+        .await
+        .unwrap_err();
+
+    s.delete_sessions_except("alice", "dev-2").await.unwrap();
+    let alive = |t: u8| {
+        let s = s.clone();
+        async move { s.session(&[t; 32], NOW).await.unwrap().is_some() }
+    };
+    assert!(!alive(1).await);
+    assert!(alive(2).await);
+    assert!(alive(3).await);
+    assert!(!alive(4).await);
+    assert!(alive(5).await, "another user's sessions are untouched");
+    // Devices stay; only their sessions went.
+    assert_eq!(s.devices("alice").await.unwrap().len(), 3);
+}
+
+async fn settings_are_compare_and_swap(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    s.create_account(new_account("bob")).await.unwrap();
+    assert_eq!(
+        s.settings("alice").await.unwrap(),
+        Some((1, b"settings of alice".to_vec()))
+    );
+    assert_eq!(s.put_settings("alice", 1, b"v2").await.unwrap(), 2);
+    assert_eq!(
+        s.settings("alice").await.unwrap(),
+        Some((2, b"v2".to_vec()))
+    );
+
+    // A stale or a future version is refused with the current one, and changes nothing.
+    for expected in [1, 3, 0] {
+        match s.put_settings("alice", expected, b"wrong").await {
+            Err(StoreError::VersionConflict { current: 2 }) => {}
+            other => panic!("expected a conflict at 2 for {expected}, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.settings("alice").await.unwrap(),
+        Some((2, b"v2".to_vec()))
+    );
+    assert_eq!(s.put_settings("alice", 2, b"v3").await.unwrap(), 3);
+    assert_eq!(
+        s.settings("alice").await.unwrap(),
+        Some((3, b"v3".to_vec()))
+    );
+    assert_eq!(
+        s.settings("bob").await.unwrap(),
+        Some((1, b"settings of bob".to_vec()))
+    );
+
+    assert!(matches!(
+        s.put_settings("nobody", 1, b"x").await,
+        Err(StoreError::NoAccount)
+    ));
+    assert_eq!(s.settings("nobody").await.unwrap(), None);
+}
+
+async fn settings_swap_has_one_winner_under_concurrency(db: &Db) {
+    let (a, b) = (db.open().await, db.open().await);
+    a.create_account(new_account("alice")).await.unwrap();
+    let mut version = 1;
+    for (round, writers) in [2, 2, 2, 2, 2, 16, 16].into_iter().enumerate() {
+        let answers = race(&a, &b, writers, |i, s| async move {
+            let blob = format!("round {round} writer {i}");
+            s.put_settings("alice", version, blob.as_bytes()).await
+        })
+        .await;
+        let won: Vec<usize> = answers
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {answers:?}");
+        for (i, answer) in &answers {
+            match answer {
+                Ok(v) => assert_eq!(*v, version + 1),
+                Err(StoreError::VersionConflict { current }) => {
+                    assert_eq!(*current, version + 1, "writer {i}")
+                }
+                Err(e) => panic!("writer {i}: {e}"),
+            }
+        }
+        version += 1;
+        assert_eq!(
+            b.settings("alice").await.unwrap(),
+            Some((
+                version,
+                format!("round {round} writer {}", won[0]).into_bytes()
+            ))
+        );
+    }
+}
+
+async fn prune_deletes_only_what_expired(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    s.upsert_device("alice", "dev-1", "Laptop", NOW)
+        .await
+        .unwrap();
+    s.create_session(session(1, "alice", "dev-1", NOW - 10))
+        .await
+        .unwrap();
+    s.create_session(session(2, "alice", "dev-1", NOW))
+        .await
+        .unwrap();
+    s.create_session(session(3, "alice", "dev-1", NOW + 10))
+        .await
+        .unwrap();
+    s.put_login_state(b"old", login_state("alice", NOW - 10))
+        .await
+        .unwrap();
+    s.put_login_state(b"last", login_state("alice", NOW))
+        .await
+        .unwrap();
+    s.put_login_state(b"new", login_state("alice", NOW + 10))
+        .await
+        .unwrap();
+
+    s.prune(NOW).await.unwrap();
+
+    // Asked about an earlier moment, a row that was merely hidden would be alive again.
+    let earlier = NOW - 20;
+    assert_eq!(s.session(&[1; 32], earlier).await.unwrap(), None);
+    assert!(s.session(&[2; 32], earlier).await.unwrap().is_some());
+    assert!(s.session(&[3; 32], earlier).await.unwrap().is_some());
+    assert_eq!(s.take_login_state(b"old", earlier).await.unwrap(), None);
+    assert!(
+        s.take_login_state(b"last", earlier)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(s.take_login_state(b"new", earlier).await.unwrap().is_some());
+    // Devices and accounts are not pruned.
+    assert_eq!(s.devices("alice").await.unwrap().len(), 1);
+}
+
+async fn state_survives_a_restart(db: &Db) {
+    let state = login_state("alice", NOW + 60);
+    {
+        let s = db.open().await;
+        s.put_server_secret_if_absent("opaque", b"key pair")
+            .await
+            .unwrap();
+        s.create_account(new_account("alice")).await.unwrap();
+        for _ in 0..3 {
+            s.charge_login("alice", 10).await.unwrap();
+        }
+        s.replace_credentials(
+            "alice",
+            Credentials {
+                record: b"record 2".to_vec(),
+                cloud_wrap: b"cloud wrap 2".to_vec(),
+                recovery: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.put_settings("alice", 1, b"v2").await.unwrap(), 2);
+        s.upsert_device("alice", "dev-1", "Laptop", NOW)
+            .await
+            .unwrap();
+        s.create_session(session(1, "alice", "dev-1", NOW + 60))
+            .await
+            .unwrap();
+        s.put_login_state(b"pending", state.clone()).await.unwrap();
+    }
+
+    let s = db.open().await;
+    assert_eq!(
+        s.server_secret("opaque").await.unwrap().unwrap(),
+        b"key pair"
+    );
+    let alice = s.account("alice").await.unwrap().unwrap();
+    assert_eq!(alice.failed_logins, 3);
+    assert_eq!(alice.record, b"record 2");
+    assert_eq!(
+        s.charge_login("alice", 4).await.unwrap(),
+        Charge::Charged { attempts: 4 }
+    );
+    assert_eq!(
+        s.settings("alice").await.unwrap(),
+        Some((2, b"v2".to_vec()))
+    );
+    assert_eq!(s.devices("alice").await.unwrap().len(), 1);
+    assert!(s.session(&[1; 32], NOW).await.unwrap().is_some());
+    assert_eq!(
+        s.take_login_state(b"pending", NOW).await.unwrap(),
+        Some(state)
+    );
+}
+
+async fn first_opens_at_once_migrate_once(db: &Db) {
+    let (a, b) = tokio::join!(db.try_open(), db.try_open());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.create_account(new_account("alice")).await.unwrap();
+    assert!(b.account("alice").await.unwrap().is_some());
+    // A later start finds the schema current and applies nothing twice.
+    let c = db.open().await;
+    assert!(c.account("alice").await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------- backend-specific
+
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let db = Db::sqlite();
+        drop(db.open().await);
+        let Db::Sqlite { path, .. } = &db else {
+            unreachable!()
+        };
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = db.try_open().await.err().unwrap();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_file_is_wal_strict_and_checked() {
+        let db = Db::sqlite();
+        drop(db.open().await);
+        let Db::Sqlite { path, .. } = &db else {
+            unreachable!()
+        };
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let err = conn
+            .execute(
+                "INSERT INTO server_secrets (name, value) VALUES ('n', 'text, not a blob')",
+                [],
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot store TEXT value in BLOB column"),
+            "{err}"
+        );
+        let err = conn
+            .execute(
+                "INSERT INTO server_secrets (name, value) VALUES (NULL, x'00')",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("NOT NULL"), "{err}");
+    }
+}
+
+mod postgres_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let db = Db::postgres("newer_schema");
+        drop(db.open().await);
+        let Db::Postgres { url, .. } = &db else {
+            unreachable!()
+        };
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .execute("INSERT INTO schema_version (version) VALUES (99)", &[])
+            .await
+            .unwrap();
+        let err = db.try_open().await.err().unwrap();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn errors_do_not_show_the_password() {
+        // Nothing listens on port 1.
+        let err = PostgresStore::connect("postgres://sealpost:hunter2-secret@127.0.0.1:1/db")
+            .await
+            .err()
+            .unwrap();
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Backend(_)));
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("connect"), "{message}");
+
+        let err =
+            PostgresStore::connect("postgres://sealpost:hunter2-secret@127.0.0.1:notaport/db")
+                .await
+                .err()
+                .unwrap();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        // A wrong password against a real server.
+        let db = Db::postgres("wrong_password");
+        let Db::Postgres { url, .. } = &db else {
+            unreachable!()
+        };
+        let bad = url.replace("postgres@", "no_such_role:hunter2-secret@");
+        let err = PostgresStore::connect(&bad).await.err().unwrap();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("no_such_role"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn connects_over_the_unix_socket() {
+        let db = Db::postgres("unix_socket");
+        let Db::Postgres {
+            _cluster: cluster, ..
+        } = &db
+        else {
+            unreachable!()
+        };
+        let name = format!("t{}_unix", DATABASES.fetch_add(1, Ordering::Relaxed));
+        cluster.create_database(&name).unwrap();
+        let url = format!(
+            "host={} port={} user=postgres dbname={name}",
+            cluster.socket_dir().display(),
+            cluster.port()
+        );
+        let store = PostgresStore::connect(&url).await.unwrap();
+        store.create_account(new_account("alice")).await.unwrap();
+        assert!(store.account("alice").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_url_that_requires_tls_is_refused() {
+        let err = PostgresStore::connect("postgres://u@127.0.0.1:5432/db?sslmode=require")
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("TLS"), "{err}");
+    }
+}
