@@ -24,6 +24,11 @@ pub enum CoreError {
     /// A password that cannot be used at all (too long).
     #[error("{0}")]
     BadPassword(CryptoError),
+    /// This device's vault has no recovery wrap (it was set up by signing in).
+    #[error(
+        "this device was set up by signing in and keeps no recovery wrap; recover through the sync server"
+    )]
+    NoLocalRecovery,
     /// There is no profile in the directory.
     #[error("no Sealpost profile in {0}")]
     ProfileNotFound(PathBuf),
@@ -75,6 +80,28 @@ pub enum CoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The sync server could not be used.
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    /// OPAQUE sign-in failed: wrong user name or password, or a locked account. The
+    /// server does not say which.
+    #[error(
+        "sign-in failed: wrong user name or password, or the account is locked after too many \
+         failed attempts (unlock it with the recovery code or from a signed-in device)"
+    )]
+    LoginFailed,
+    /// The sync server is not the one this profile registered with.
+    #[error("the sync server's identity changed ({0}); refusing to talk to it")]
+    ServerMismatch(String),
+    /// An OPAQUE message was malformed or the protocol refused to go on.
+    #[error("the sign-in protocol failed: {0}")]
+    Opaque(sealpost_crypto::opaque::OpaqueError),
+    /// A user name that cannot be used.
+    #[error("{0}")]
+    BadUserName(#[from] sealpost_proto::UserNameError),
+    /// This profile has no sync account yet.
+    #[error("this profile is not connected to a sync server; create an account or sign in")]
+    NoSyncAccount,
     /// A step was made to fail on purpose by a test.
     #[doc(hidden)]
     #[error("injected failure at {0}")]
@@ -90,6 +117,7 @@ impl CoreError {
             Self::WrongRecoveryCode => "wrong_recovery_code",
             Self::BadRecoveryCode(_) => "bad_recovery_code",
             Self::BadPassword(_) => "bad_password",
+            Self::NoLocalRecovery => "no_local_recovery",
             Self::ProfileNotFound(_) => "profile_not_found",
             Self::ProfileExists(_) => "profile_exists",
             Self::VaultDamaged { .. } => "vault_damaged",
@@ -99,6 +127,18 @@ impl CoreError {
             Self::Crypto(_) => "crypto",
             Self::Store(_) => "store",
             Self::Io { .. } => "io",
+            Self::Sync(e) => match e.api_code() {
+                Some("rate_limited") => "rate_limited",
+                Some("account_exists") => "account_exists",
+                Some("recovery_failed") => "wrong_recovery_code",
+                Some(_) => "sync_refused",
+                None => "sync_unreachable",
+            },
+            Self::LoginFailed => "login_failed",
+            Self::ServerMismatch(_) => "server_mismatch",
+            Self::Opaque(_) => "opaque",
+            Self::BadUserName(_) => "bad_user_name",
+            Self::NoSyncAccount => "no_sync_account",
             Self::Injected(_) => "injected",
         }
     }

@@ -12,6 +12,9 @@
 //!   recovery code. [`vault::open`] gives a [`vault::Locked`] profile; only its `unlock`
 //!   methods make an [`vault::Unlocked`] one, which holds the keys, seals and opens
 //!   secrets, and changes the password in one transaction.
+//! - [`sync`]: the account on the sync server: create it, sign in on a new device, change
+//!   the password, recover with the code, list and revoke devices, and keep the synced
+//!   secrets (the settings blob) the same on every device.
 //! - [`store`]: the SQLite file under every profile: pragmas, numbered forward-only
 //!   migrations, `STRICT` tables.
 //! - [`error`]: [`CoreError`], each variant with a stable code a UI or script can match.
@@ -20,6 +23,7 @@
 pub mod clock;
 pub mod error;
 pub mod store;
+pub mod sync;
 pub mod vault;
 
 pub use clock::{Clock, SystemClock};

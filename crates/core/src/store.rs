@@ -34,6 +34,17 @@ const VAULT_MIGRATIONS: &[&str] = &[
          value       BLOB    NOT NULL,
          updated_at  INTEGER NOT NULL
      ) STRICT;",
+    // 2: the sync account of this device: public facts only (the session token and
+    // everything secret live sealed in `secret`).
+    "CREATE TABLE sync_account (
+         id                 INTEGER PRIMARY KEY CHECK (id = 1),
+         server_url         TEXT    NOT NULL,
+         user_name          TEXT    NOT NULL,
+         server_id          TEXT    NOT NULL,
+         server_public_key  BLOB    NOT NULL CHECK (length(server_public_key) = 32),
+         device_id          TEXT    NOT NULL,
+         device_name        TEXT    NOT NULL
+     ) STRICT;",
 ];
 
 /// Opens (creating if asked) the vault database at `path` and brings its schema up to date.

@@ -36,6 +36,10 @@ pub const VAULT_FILE: &str = "vault.sqlite3";
 pub const PROFILE_ID_LEN: usize = 16;
 /// Longest secret name, in characters.
 pub const MAX_SECRET_NAME_CHARS: usize = 256;
+/// A reserved secret whose value is known: it lets a candidate identity key (from the
+/// sync server, say) be checked against this vault without the old password.
+pub const KEY_CHECK_SECRET: &str = "vault/key-check";
+const KEY_CHECK_VALUE: &[u8] = b"sealpost vault key check v1";
 
 /// The public facts about a profile, readable without unlocking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +109,33 @@ pub fn create(
     password: &Password,
     clock: &dyn Clock,
 ) -> Result<(Unlocked, RecoveryCode), CoreError> {
+    let identity = IdentityKey::generate()?;
+    let code = RecoveryCode::generate()?;
+    let unlocked = create_inner(dir, user_name, password, identity, Some(&code), clock)?;
+    Ok((unlocked, code))
+}
+
+/// Creates a profile around an identity key that exists already (a second device that
+/// signed in). This device has no local recovery wrap: it does not know the code;
+/// recovery goes through the sync server.
+pub fn create_with_identity(
+    dir: &Path,
+    user_name: &str,
+    password: &Password,
+    identity: IdentityKey,
+    clock: &dyn Clock,
+) -> Result<Unlocked, CoreError> {
+    create_inner(dir, user_name, password, identity, None, clock)
+}
+
+fn create_inner(
+    dir: &Path,
+    user_name: &str,
+    password: &Password,
+    identity: IdentityKey,
+    code: Option<&RecoveryCode>,
+    clock: &dyn Clock,
+) -> Result<Unlocked, CoreError> {
     check_gate(password, user_name)?;
     create_private_dir(dir)?;
     let path = vault_path(dir);
@@ -113,11 +144,11 @@ pub fn create(
     }
     let mut profile_id = [0u8; PROFILE_ID_LEN];
     profile_id.copy_from_slice(SecretBytes::<PROFILE_ID_LEN>::random()?.expose());
-    let identity = IdentityKey::generate()?;
     let pw_blob =
         identity.wrap_with_password(password, Argon2Params::SHIPPED, &password_ctx(&profile_id))?;
-    let code = RecoveryCode::generate()?;
-    let rc_blob = identity.wrap_with_recovery_code(&code, &recovery_ctx(&profile_id))?;
+    let rc_blob = code
+        .map(|c| identity.wrap_with_recovery_code(c, &recovery_ctx(&profile_id)))
+        .transpose()?;
 
     let mut conn = store::open_vault(&path, true)?;
     let now = clock.now_unix();
@@ -131,9 +162,15 @@ pub fn create(
         params![&profile_id[..], user_name, now],
     )?;
     tx.execute(
-        "INSERT INTO vault_wrap (kind, blob, updated_at) VALUES ('password', ?1, ?3), ('recovery', ?2, ?3)",
-        params![pw_blob, rc_blob, now],
+        "INSERT INTO vault_wrap (kind, blob, updated_at) VALUES ('password', ?1, ?2)",
+        params![pw_blob, now],
     )?;
+    if let Some(rc_blob) = rc_blob {
+        tx.execute(
+            "INSERT INTO vault_wrap (kind, blob, updated_at) VALUES ('recovery', ?1, ?2)",
+            params![rc_blob, now],
+        )?;
+    }
     tx.commit()?;
 
     let info = ProfileInfo {
@@ -142,7 +179,9 @@ pub fn create(
         user_name: user_name.to_owned(),
         created_at: now,
     };
-    Ok((Unlocked::new(conn, info, identity)?, code))
+    let unlocked = Unlocked::new(conn, info, identity)?;
+    unlocked.put_secret(KEY_CHECK_SECRET, KEY_CHECK_VALUE, clock)?;
+    Ok(unlocked)
 }
 
 /// Opens the profile in `dir`, locked.
@@ -254,6 +293,14 @@ impl Locked {
     /// Unlocks with the recovery code. A wrong one changes nothing.
     pub fn unlock_with_recovery_code(&self, code: &RecoveryCode) -> Result<Unlocked, CoreError> {
         let conn = open_existing(&self.info.dir)?;
+        let has_recovery: i64 = conn.query_row(
+            "SELECT count(*) FROM vault_wrap WHERE kind = 'recovery'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_recovery == 0 {
+            return Err(CoreError::NoLocalRecovery);
+        }
         let blob = read_wrap(&conn, "recovery")?;
         let identity = IdentityKey::unwrap_with_recovery_code(
             code,
@@ -274,6 +321,31 @@ impl Locked {
     ) -> Result<Unlocked, CoreError> {
         check_gate(new_password, &self.info.user_name)?;
         let mut unlocked = self.unlock_with_recovery_code(code)?;
+        unlocked.replace_password_wrap(new_password, clock, &mut |_| Ok(()))?;
+        Ok(unlocked)
+    }
+
+    /// Opens the vault with an identity key obtained elsewhere (from the sync server after
+    /// a sign-in with a new password) and makes `new_password` the local password. The
+    /// identity is checked against the vault first: a wrong one changes nothing.
+    pub fn rewrap_with_identity(
+        &self,
+        identity: IdentityKey,
+        new_password: &Password,
+        clock: &dyn Clock,
+    ) -> Result<Unlocked, CoreError> {
+        check_gate(new_password, &self.info.user_name)?;
+        let conn = open_existing(&self.info.dir)?;
+        let mut unlocked = Unlocked::new(conn, self.info.clone(), identity)?;
+        match unlocked.secret(KEY_CHECK_SECRET) {
+            Ok(Some(v)) if v.expose() == KEY_CHECK_VALUE => {}
+            _ => {
+                return Err(CoreError::VaultDamaged {
+                    what: "the identity key from the server".to_owned(),
+                    reason: "it does not open this profile's vault (another account?)".to_owned(),
+                });
+            }
+        }
         unlocked.replace_password_wrap(new_password, clock, &mut |_| Ok(()))?;
         Ok(unlocked)
     }
@@ -353,6 +425,16 @@ impl Unlocked {
         self.replace_password_wrap(new, clock, fault)
     }
 
+    /// Makes `new` the local password without asking for the old one: for callers that
+    /// have just proven the old password another way (the sync server's change).
+    pub(crate) fn replace_password_locally(
+        &mut self,
+        new: &Password,
+        clock: &dyn Clock,
+    ) -> Result<(), CoreError> {
+        self.replace_password_wrap(new, clock, &mut |_| Ok(()))
+    }
+
     /// Gates `new`, derives its KEK outside any transaction, then replaces the password
     /// wrap in one transaction.
     fn replace_password_wrap(
@@ -389,8 +471,10 @@ impl Unlocked {
         let blob = self
             .identity
             .wrap_with_recovery_code(&code, &recovery_ctx(&self.info.profile_id))?;
+        // A device set up by signing in has no recovery wrap yet: this gives it one.
         self.conn.execute(
-            "UPDATE vault_wrap SET blob = ?1, updated_at = ?2 WHERE kind = 'recovery'",
+            "INSERT INTO vault_wrap (kind, blob, updated_at) VALUES ('recovery', ?1, ?2)
+             ON CONFLICT (kind) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
             params![blob, clock.now_unix()],
         )?;
         Ok(code)
@@ -399,6 +483,17 @@ impl Unlocked {
     /// Stores `value` under `name`, sealed under the vault key and bound to this profile
     /// and this name. Replaces any previous value.
     pub fn put_secret(&self, name: &str, value: &[u8], clock: &dyn Clock) -> Result<(), CoreError> {
+        self.put_secret_at(name, value, clock.now_unix())
+    }
+
+    /// Stores `value` under `name` with a given modification time (a value synced from
+    /// another device keeps its own time).
+    pub fn put_secret_at(
+        &self,
+        name: &str,
+        value: &[u8],
+        updated_at: i64,
+    ) -> Result<(), CoreError> {
         check_secret_name(name)?;
         let ctx = WrapContext::new(Purpose::VaultSecret, &self.info.profile_id)
             .with_item(name.as_bytes());
@@ -406,9 +501,25 @@ impl Unlocked {
         self.conn.execute(
             "INSERT INTO secret (name, value, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            params![name, sealed, clock.now_unix()],
+            params![name, sealed, updated_at],
         )?;
         Ok(())
+    }
+
+    /// When each secret was last changed, by name (the key check left out).
+    pub fn secret_times(&self) -> Result<Vec<(String, i64)>, CoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, updated_at FROM secret WHERE name != ?1 ORDER BY name")?;
+        let rows = stmt
+            .query_map([KEY_CHECK_SECRET], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, i64)>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The connection, for the other modules of this crate that keep rows in the vault.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Stores many secrets in one transaction.
@@ -467,11 +578,13 @@ impl Unlocked {
             == 1)
     }
 
-    /// The names of all stored secrets, sorted.
+    /// The names of all stored secrets, sorted; the vault's own key check is left out.
     pub fn secret_names(&self) -> Result<Vec<String>, CoreError> {
-        let mut stmt = self.conn.prepare("SELECT name FROM secret ORDER BY name")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM secret WHERE name != ?1 ORDER BY name")?;
         let names = stmt
-            .query_map([], |r| r.get(0))?
+            .query_map([KEY_CHECK_SECRET], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
