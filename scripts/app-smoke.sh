@@ -81,6 +81,11 @@ inside_xvfb() {
   done
 
   [ "$geometry" = "1100x720" ] || { say "window is $geometry, tauri.conf.json asks for 1100x720"; return 1; }
+  # The app runs its embedded sync server on loopback by default: it must answer.
+  curl -fsS --max-time 5 -H 'sealpost-api-version: 1' http://127.0.0.1:8443/v1/health >"$artifacts/health.json" ||
+    { say "the embedded sync server does not answer on 127.0.0.1:8443; app log:"; cat "$app_log" >&2; return 1; }
+  grep -q '"status":"ok"' "$artifacts/health.json" || { say "unexpected health answer: $(cat "$artifacts/health.json")"; return 1; }
+  say "embedded sync server: $(cat "$artifacts/health.json")"
   kill -0 "$app_pid" 2>/dev/null || { say "the app died while being checked"; return 1; }
 }
 
@@ -146,6 +151,11 @@ say "building the app into $target_dir"
 
 say "starting the app under Xvfb"
 export WEBKIT_DISABLE_COMPOSITING_MODE=1 WEBKIT_DISABLE_DMABUF_RENDERER=1 NO_AT_BRIDGE=1
+# The app keeps its data (and its embedded server's) under XDG_DATA_HOME: a throwaway one.
+XDG_DATA_HOME="$(mktemp -d)"
+export XDG_DATA_HOME
+trap 'rm -rf "$XDG_DATA_HOME"' EXIT
+unset SEALPOST_SERVER
 # timeout signals its whole process group: xvfb-run, Xvfb, this script's inner copy and the app.
 status=0
 timeout --kill-after=10 "$((wait_secs + 30))" \

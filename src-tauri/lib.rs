@@ -21,6 +21,10 @@
 pub mod commands;
 pub mod error;
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use sealpost_server::embedded::EmbeddedServer;
+use sealpost_server::service::ServiceConfig;
 use tauri::Runtime;
 
 pub use crate::error::{AppError, ErrorCode};
@@ -30,8 +34,66 @@ pub use crate::error::{AppError, ErrorCode};
 /// Shared by [`run`] and the tests. State goes here with `Builder::manage`, not in a
 /// `setup` hook: `setup` runs only once the event loop is ready, which mock apps never
 /// reach.
-pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.invoke_handler(tauri::generate_handler![commands::app_info])
+pub fn builder<R: Runtime>(builder: tauri::Builder<R>, sync: SyncServer) -> tauri::Builder<R> {
+    builder
+        .manage(sync)
+        .invoke_handler(tauri::generate_handler![commands::app_info])
+}
+
+/// Where the app's sync server is: `SEALPOST_SERVER` if set, else an embedded one on
+/// [`EMBEDDED_LISTEN`], whose state lives in the OS's data directory.
+pub struct SyncServer {
+    /// The server's base URL.
+    pub url: String,
+    /// The embedded server, kept running as long as the app.
+    _embedded: Option<EmbeddedServer>,
+}
+
+/// Where the embedded sync server listens: loopback only.
+pub const EMBEDDED_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8443));
+
+impl SyncServer {
+    /// A server reached at `url`, run by someone else.
+    pub fn remote(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            _embedded: None,
+        }
+    }
+
+    /// The configured server: `SEALPOST_SERVER`, or the embedded default.
+    pub fn from_env() -> Self {
+        if let Ok(url) = std::env::var("SEALPOST_SERVER") {
+            return Self::remote(url);
+        }
+        let listen = EMBEDDED_LISTEN;
+        let url = format!("http://{listen}");
+        let Some(dirs) = directories::ProjectDirs::from("org", "Sealpost", "sealpost") else {
+            eprintln!("sealpost: no data directory; set SEALPOST_SERVER to use a sync server");
+            return Self::remote(url);
+        };
+        let data = dirs.data_dir().join("server");
+        match EmbeddedServer::start(&data, listen, ServiceConfig::default()) {
+            Ok(server) => {
+                eprintln!(
+                    "sealpost: embedded sync server on {} (SQLite and a software key file in {}: \
+                     fine for one machine, not an HSM)",
+                    server.url(),
+                    data.display()
+                );
+                Self {
+                    url: server.url(),
+                    _embedded: Some(server),
+                }
+            }
+            Err(e) => {
+                // Most often another Sealpost already runs it on this port: use that one.
+                eprintln!("sealpost: embedded sync server not started ({e:#}); using {url}");
+                Self::remote(url)
+            }
+        }
+    }
 }
 
 /// Starts the desktop app and blocks until it quits.
@@ -39,7 +101,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 /// If Tauri cannot start (no display, broken WebKit, ...), the cause goes to stderr and
 /// the process exits with status 1.
 pub fn run() {
-    if let Err(err) = builder(tauri::Builder::default()).run(context()) {
+    if let Err(err) = builder(tauri::Builder::default(), SyncServer::from_env()).run(context()) {
         eprintln!("sealpost: cannot start the desktop app: {err}");
         std::process::exit(1);
     }
@@ -63,7 +125,9 @@ mod tests {
 
     /// The real app (real config and ACL) on the mock runtime.
     fn app() -> App<MockRuntime> {
-        builder(mock_builder()).build(context()).unwrap()
+        builder(mock_builder(), SyncServer::remote("http://127.0.0.1:1"))
+            .build(context())
+            .unwrap()
     }
 
     fn window(app: &App<MockRuntime>, label: &str) -> WebviewWindow<MockRuntime> {
@@ -98,7 +162,11 @@ mod tests {
 
         assert_eq!(
             info,
-            json!({ "name": "Sealpost", "version": env!("CARGO_PKG_VERSION") })
+            json!({
+                "name": "Sealpost",
+                "version": env!("CARGO_PKG_VERSION"),
+                "syncServer": "http://127.0.0.1:1"
+            })
         );
     }
 

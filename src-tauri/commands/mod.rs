@@ -19,13 +19,16 @@ pub struct AppInfo {
     pub name: String,
     /// Version of the app package (`CARGO_PKG_VERSION`).
     pub version: String,
+    /// The sync server's URL.
+    pub sync_server: String,
 }
 
 /// Returns the product name and version of the running app.
 #[tauri::command]
-pub fn app_info() -> Result<AppInfo, AppError> {
+pub fn app_info(sync: tauri::State<'_, crate::SyncServer>) -> Result<AppInfo, AppError> {
     Ok(AppInfo {
         name: APP_NAME.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        sync_server: sync.url.clone(),
     })
 }

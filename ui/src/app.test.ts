@@ -19,7 +19,7 @@ test("shows the version returned by the backend", async () => {
   mockIPC((cmd) => {
     commands.push(cmd);
     if (cmd === "app_info") {
-      return { name: "Sealpost", version: "9.8.7-test" };
+      return { name: "Sealpost", version: "9.8.7-test", syncServer: "http://127.0.0.1:8443" };
     }
     throw new Error(`unexpected command ${cmd}`);
   });
@@ -29,7 +29,9 @@ test("shows the version returned by the backend", async () => {
 
   expect(commands).toEqual(["app_info"]);
   expect(root.querySelector("h1")?.textContent).toBe("Sealpost");
-  expect(root.querySelector(".version")?.textContent).toBe("Version 9.8.7-test");
+  expect(root.querySelector(".version")?.textContent).toBe(
+    "Version 9.8.7-test · sync server http://127.0.0.1:8443",
+  );
   expect(root.textContent).toContain(TAGLINE);
 });
 

@@ -21,7 +21,7 @@ export async function mount(root: HTMLElement, backend: Backend): Promise<void> 
   try {
     const info = await backend.appInfo();
     title.textContent = info.name;
-    version.textContent = `Version ${info.version}`;
+    version.textContent = `Version ${info.version} · sync server ${info.syncServer}`;
   } catch (error) {
     const code = error instanceof BackendError ? error.code : "unknown";
     version.textContent = `Version unavailable (${code})`;

@@ -15,6 +15,8 @@ import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
 export interface AppInfo {
   name: string;
   version: string;
+  /** The sync server's URL (the embedded one on loopback by default). */
+  syncServer: string;
 }
 
 /** Everything the UI can ask the Rust shell. */

@@ -13,6 +13,7 @@
 //! | 3 | the password gate refused the password |
 //! | 4 | wrong password or recovery code |
 
+mod account;
 mod input;
 mod output;
 
@@ -52,13 +53,16 @@ enum Command {
     /// Store, read and delete secrets in the unlocked vault.
     #[command(subcommand)]
     Secret(SecretCmd),
+    /// The account on the sync server: create, sign in, devices, password, recovery.
+    #[command(subcommand)]
+    Account(account::AccountCmd),
 }
 
 #[derive(Args, Debug)]
-struct PasswordSource {
+pub(crate) struct PasswordSource {
     /// Read passwords (and codes) from standard input, one per line, instead of the terminal.
     #[arg(long)]
-    password_stdin: bool,
+    pub(crate) password_stdin: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,7 +168,9 @@ fn main() -> ExitCode {
                 .downcast_ref::<CoreError>()
                 .map_or(exit::FAILURE, |e| match e {
                     CoreError::WeakPassword(_) => exit::REFUSED,
-                    CoreError::WrongPassword | CoreError::WrongRecoveryCode => exit::WRONG_SECRET,
+                    CoreError::WrongPassword
+                    | CoreError::WrongRecoveryCode
+                    | CoreError::LoginFailed => exit::WRONG_SECRET,
                     _ => exit::FAILURE,
                 });
             out.error(&err);
@@ -203,6 +209,7 @@ fn run(cli: Cli, out: &Out) -> anyhow::Result<ExitCode> {
         }
         Command::Profile(cmd) => profile(cmd, &dir()?, out, &clock),
         Command::Secret(cmd) => secret(cmd, &dir()?, out, &clock),
+        Command::Account(cmd) => account::run(cmd, &dir()?, out).map(|()| ExitCode::SUCCESS),
     }
 }
 

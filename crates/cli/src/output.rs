@@ -112,6 +112,52 @@ impl Out {
         };
     }
 
+    pub fn signed_in(&self, info: &ProfileInfo, failed_attempts: i64) {
+        let _ = if self.json {
+            emit(
+                &info_json(
+                    info,
+                    &[
+                        ("status", json!("signed in")),
+                        ("failedAttempts", json!(failed_attempts)),
+                    ],
+                )
+                .to_string(),
+            )
+        } else {
+            let mut text = format!("signed in: {} ({})", info.user_name, info.dir.display());
+            if failed_attempts > 0 {
+                text.push_str(&format!(
+                    "\nwarning: {failed_attempts} failed sign-in attempt(s) on your account since your last sign-in"
+                ));
+            }
+            emit(&text)
+        };
+    }
+
+    pub fn devices(&self, devices: &[sealpost_proto::DeviceInfo]) {
+        let _ = if self.json {
+            let list: Vec<_> = devices
+                .iter()
+                .map(|d| json!({"id": d.id, "name": d.name, "createdAt": d.created_at, "lastSeenAt": d.last_seen_at, "current": d.current}))
+                .collect();
+            emit(&json!(list).to_string())
+        } else {
+            let lines: Vec<String> = devices
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}  {}{}",
+                        d.id,
+                        d.name,
+                        if d.current { "  (this device)" } else { "" }
+                    )
+                })
+                .collect();
+            emit(&lines.join("\n"))
+        };
+    }
+
     pub fn info(&self, info: &ProfileInfo) {
         let _ = if self.json {
             emit(&info_json(info, &[]).to_string())

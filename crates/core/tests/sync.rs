@@ -18,10 +18,8 @@ use sealpost_core::{CoreError, vault};
 use sealpost_crypto::opaque::{self, Ids};
 use sealpost_crypto::{Password, RecoveryCode};
 use sealpost_proto as proto;
-use sealpost_server::clock::SystemClock;
-use sealpost_server::hsm::software::SoftwareHsm;
-use sealpost_server::service::{Service, ServiceConfig};
-use sealpost_server::store::sqlite::SqliteStore;
+use sealpost_server::embedded::EmbeddedServer;
+use sealpost_server::service::ServiceConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PW: &str = "tundra mosaic gravel whimsy plank";
@@ -36,47 +34,31 @@ fn pw(s: &str) -> Password {
 struct Server {
     url: String,
     wire: Arc<Mutex<Vec<u8>>>,
-    _dir: tempfile::TempDir,
     _rt: tokio::runtime::Runtime,
+    _server: EmbeddedServer,
+    _dir: tempfile::TempDir,
 }
 
 fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let config = ServiceConfig {
+        rate_per_second: 0.0,
+        ..ServiceConfig::default()
+    };
+    let server = EmbeddedServer::start(dir.path(), "127.0.0.1:0".parse().unwrap(), config).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let wire = Arc::new(Mutex::new(Vec::new()));
-    let (url, wire2) = (dir.path().to_owned(), Arc::clone(&wire));
-    let addr = rt.block_on(async move {
-        let store = Arc::new(SqliteStore::open(&url.join("server.sqlite3")).unwrap());
-        let hsm = Arc::new(SoftwareHsm::open_or_create(&url.join("hsm.key")).unwrap());
-        let config = ServiceConfig {
-            rate_per_second: 0.0,
-            ..ServiceConfig::default()
-        };
-        let service = Service::new(config, store, hsm, Arc::new(SystemClock))
-            .await
-            .unwrap();
-        let app = sealpost_server::routes::router(Arc::new(service));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server_addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        proxy(server_addr, wire2).await
-    });
+    let addr = rt.block_on(proxy(server.addr(), Arc::clone(&wire)));
     Server {
         url: format!("http://{addr}"),
         wire,
-        _dir: dir,
         _rt: rt,
+        _server: server,
+        _dir: dir,
     }
 }
 

@@ -29,8 +29,8 @@ pub const ZXCVBN_PREFIX_CHARS: usize = 100;
 pub const MIN_CRACK_YEARS: f64 = 100.0;
 
 /// CPU-seconds one Argon2id evaluation costs at [`crate::kdf::Argon2Params::SHIPPED`]
-/// (64 MiB, t=3, p=4) on the reference machine (2-core x86_64, Debian 12, 2026-11-23),
-/// best of 10, measured with:
+/// (256 MiB, t=3, p=4) on the reference machine (2-core x86_64, Debian 12, 2026-11-23),
+/// rounded down from the best of 10 runs (0.566 s; median 0.607 s), measured with:
 ///
 /// ```text
 /// cargo bench -p sealpost-crypto --bench kdf

@@ -17,6 +17,10 @@
 //!
 //! [limits]
 //! max_failed_logins = 10
+//!
+//! [tls]                                 # without it: plain HTTP (loopback, or behind a TLS proxy)
+//! cert = "/etc/sealpost/fullchain.pem"  # PEM, leaf first
+//! key = "/etc/sealpost/privkey.pem"     # PEM (PKCS#8, PKCS#1 or SEC1)
 //! ```
 
 use std::net::SocketAddr;
@@ -53,6 +57,26 @@ pub struct Config {
     /// Limits and lifetimes.
     #[serde(default)]
     pub limits: Limits,
+    /// HTTPS; without it the server speaks plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The certificate and key for HTTPS, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (readable by the server only).
+    pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// Loads the files into a rustls configuration.
+    pub fn load(&self) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+        Ok(crate::tls::server_config(&self.cert, &self.key)?)
+    }
 }
 
 /// Which store.
@@ -162,6 +186,7 @@ impl Config {
                 key_file: data_dir.join("hsm-software.key"),
             },
             limits: Limits::default(),
+            tls: None,
         }
     }
 
@@ -289,5 +314,32 @@ mod tests {
             "[store]\nkind='sqlite'\npath='x'\n[hsm]\nkind='pkcs11'\nmodule='m'\ntoken_label='t'\npin='1234'"
         )
         .is_err());
+    }
+
+    #[test]
+    fn tls_is_optional_and_strict() {
+        let base = "[store]\nkind='sqlite'\npath='x'\n[hsm]\nkind='software'\nkey_file='k'\n";
+        assert_eq!(toml::from_str::<Config>(base).unwrap().tls, None);
+        let c: Config = toml::from_str(&format!(
+            "{base}[tls]\ncert='/etc/c.pem'\nkey='/etc/k.pem'\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                cert: "/etc/c.pem".into(),
+                key: "/etc/k.pem".into()
+            })
+        );
+        assert!(toml::from_str::<Config>(&format!("{base}[tls]\ncert='c'\n")).is_err());
+        assert!(
+            toml::from_str::<Config>(&format!("{base}[tls]\ncert='c'\nkey='k'\npassword='p'\n"))
+                .is_err()
+        );
+        let missing = TlsConfig {
+            cert: "/nonexistent/c.pem".into(),
+            key: "/nonexistent/k.pem".into(),
+        };
+        assert!(format!("{:#}", missing.load().unwrap_err()).contains("/nonexistent/c.pem"));
     }
 }

@@ -9,9 +9,14 @@
 
 pub mod clock;
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod hsm;
 pub mod limit;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod tls;
+
+#[doc = include_str!("threat_model.md")]
+pub mod threat_model {}

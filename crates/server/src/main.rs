@@ -2,13 +2,16 @@
 //!
 //! `sealpost-server --listen ADDR --data DIR` starts the embedded default (SQLite and a
 //! software key file in DIR); `--config FILE` the full configuration (PostgreSQL, a
-//! PKCS#11 HSM). Logs are JSON lines on standard error and never contain a secret.
+//! PKCS#11 HSM). `--tls-cert FILE --tls-key FILE` (or `[tls]` in the file) serve HTTPS;
+//! without them the server speaks plain HTTP, meant for loopback or for a deployment
+//! behind a TLS-terminating proxy. Logs are JSON lines on standard error and never
+//! contain a secret.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use sealpost_server::config::{self, Config};
+use sealpost_server::config::{self, Config, TlsConfig};
 
 /// The Sealpost sync server.
 #[derive(Parser, Debug)]
@@ -26,6 +29,12 @@ struct Args {
     /// Per-source rate limit of unauthenticated starts per second (0 disables).
     #[arg(long)]
     rate_per_second: Option<f64>,
+    /// TLS certificate chain, PEM, leaf first (serve HTTPS; overrides `[tls]`).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key, PEM.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -59,16 +68,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(rate) = args.rate_per_second {
         cfg.limits.rate_per_second = rate;
     }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        cfg.tls = Some(TlsConfig { cert, key });
+    }
+    // Load the certificate before anything else, so a bad one fails fast.
+    let tls = cfg.tls.as_ref().map(TlsConfig::load).transpose()?;
     let router = config::app(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-    let bound = listener.local_addr()?;
-    tracing::info!(listen = %bound, "listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
+    tracing::info!(listen = %listener.local_addr()?, "listening");
+    sealpost_server::tls::serve(listener, tls, router, shutdown()).await?;
     Ok(())
 }
 

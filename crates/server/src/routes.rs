@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State,
 };
@@ -41,6 +41,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/recovery/start", post(recovery_start))
         .route("/v1/recovery/finish", post(recovery_finish))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(check_version))
         .layer(DefaultBodyLimit::max(proto::MAX_BODY_BYTES))
         .with_state(service)
@@ -71,6 +72,14 @@ async fn not_found() -> ServerError {
         status: StatusCode::NOT_FOUND,
         code: "not_found",
         message: "no such endpoint".into(),
+    }
+}
+
+async fn method_not_allowed() -> ServerError {
+    ServerError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: "this endpoint does not take this method".into(),
     }
 }
 
@@ -202,8 +211,10 @@ async fn devices(
 async fn revoke_device(
     State(s): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ServerError> {
+    // A path that does not even decode (invalid UTF-8) is a bad device id too.
+    let id = id.map_or_else(|_| String::new(), |Path(id)| id);
     s.revoke_device(&caller, &id)
         .await
         .map(|()| StatusCode::NO_CONTENT)

@@ -103,18 +103,34 @@ fn user_name(raw: &str) -> Result<UserName, ServerError> {
     UserName::parse(raw).map_err(|e| ServerError::bad_request("bad_user_name", e.to_string()))
 }
 
-fn check_device(id: &str, name: &str) -> Result<(), ServerError> {
+fn check_device_id(id: &str) -> Result<(), ServerError> {
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ServerError::bad_request(
             "bad_device_id",
             "a device id is 32 hex characters",
         ));
     }
+    Ok(())
+}
+
+fn check_device(id: &str, name: &str) -> Result<(), ServerError> {
+    check_device_id(id)?;
     let n = name.chars().count();
     if n == 0 || n > 64 || name.chars().any(char::is_control) {
         return Err(ServerError::bad_request(
             "bad_device_name",
             "a device name is 1 to 64 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A client blob the server stores as it is: 1 byte to 64 KiB.
+fn check_blob(what: &str, b: &Bytes) -> Result<(), ServerError> {
+    if b.0.is_empty() || b.0.len() > 64 * 1024 {
+        return Err(ServerError::bad_request(
+            "bad_blob",
+            format!("{what} must be 1 byte to 64 KiB"),
         ));
     }
     Ok(())
@@ -255,8 +271,27 @@ impl Service {
         let Some(state) = self.store.take_login_state(&key, self.clock.now()).await? else {
             return Ok(None);
         };
-        let payload = self.open("pending", &key, state.state.clone()).await?;
-        Ok(Some((state, payload)))
+        match self.open("pending", &key, state.state.clone()).await {
+            Ok(payload) => Ok(Some((state, payload))),
+            Err(e) => {
+                // The HSM is down: nothing was done, so the client may finish later.
+                if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+                    self.restore_pending(kind, id, state).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts a taken pending state back, for a finish that failed without using it.
+    async fn restore_pending(&self, kind: &[u8], id: &str, state: LoginState) {
+        if let Err(e) = self
+            .store
+            .put_login_state(&pending_key(kind, id), state)
+            .await
+        {
+            tracing::error!(error = %e, "could not restore a pending state");
+        }
     }
 
     // ------------------------------------------------------------ registration
@@ -284,7 +319,19 @@ impl Service {
     }
 
     /// Registration, last message: stores the record and the wraps, all sealed.
+    /// Bad input is refused before the registration is taken, so it can still finish.
     pub async fn register_finish(&self, req: proto::RegisterFinish) -> Result<(), ServerError> {
+        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
+            .map_err(opaque_bad)?;
+        check_blob("cloudWrap", &req.cloud_wrap)?;
+        check_blob("recoveryWrap", &req.recovery_wrap)?;
+        check_blob("settings", &req.settings)?;
+        if req.recovery_verifier.0.len() != 32 {
+            return Err(ServerError::bad_request(
+                "bad_blob",
+                "recoveryVerifier must be 32 bytes",
+            ));
+        }
         let Some((pending, _)) = self
             .take_pending(KIND_REGISTER, &req.registration_id)
             .await?
@@ -295,26 +342,6 @@ impl Service {
             ));
         };
         let user = user_name(&pending.user)?;
-        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
-            .map_err(opaque_bad)?;
-        for (what, b) in [
-            ("cloudWrap", &req.cloud_wrap),
-            ("recoveryWrap", &req.recovery_wrap),
-            ("settings", &req.settings),
-        ] {
-            if b.0.is_empty() || b.0.len() > 64 * 1024 {
-                return Err(ServerError::bad_request(
-                    "bad_blob",
-                    format!("{what} must be 1 byte to 64 KiB"),
-                ));
-            }
-        }
-        if req.recovery_verifier.0.len() != 32 {
-            return Err(ServerError::bad_request(
-                "bad_blob",
-                "recoveryVerifier must be 32 bytes",
-            ));
-        }
         let owner = user.as_str().as_bytes();
         let account = NewAccount {
             user: user.as_str().to_owned(),
@@ -349,33 +376,49 @@ impl Service {
         let user = user_name(&req.user)?;
         check_device(&req.device_id, &req.device_name)?;
         let km = self.key_material(&user).await?;
+        let answer = |record: Option<&[u8]>| {
+            opaque::server_login_start(
+                &self.keys,
+                &km,
+                record,
+                req.credential_request.as_slice(),
+                self.ids(&user),
+            )
+            .map_err(opaque_bad)
+        };
+        // KE1 is answered before the attempt is charged, so a malformed message changes
+        // nothing. The answer made with the record is the one sent if the charge goes
+        // through: one OPAQUE evaluation per login (it is most of a login's CPU), a
+        // second one only for a fake answer to a locked account.
         let record = match self.store.account(user.as_str()).await? {
-            Some(account) => match self
+            Some(account) => Some(
+                self.open("record", user.as_str().as_bytes(), account.record)
+                    .await?,
+            ),
+            None => None,
+        };
+        let answered = answer(record.as_ref().map(|r| r.as_slice()))?;
+        let real = match &record {
+            Some(_) => match self
                 .store
                 .charge_login(user.as_str(), self.config.max_failed_logins)
                 .await?
             {
-                Charge::Charged { .. } => Some(
-                    self.open("record", user.as_str().as_bytes(), account.record)
-                        .await?,
-                ),
+                Charge::Charged { .. } => true,
                 Charge::Locked => {
                     tracing::warn!(user = %user, "login attempt on a locked account");
-                    None
+                    false
                 }
-                Charge::NoAccount => None,
+                Charge::NoAccount => false,
             },
-            None => None,
+            None => false,
         };
-        let real = record.is_some();
-        let (state, ke2) = opaque::server_login_start(
-            &self.keys,
-            &km,
-            record.as_ref().map(|r| r.as_slice()),
-            req.credential_request.as_slice(),
-            self.ids(&user),
-        )
-        .map_err(opaque_bad)?;
+        // An unknown account's answer is a fake one already; a locked one gets it now.
+        let (state, ke2) = if real || record.is_none() {
+            answered
+        } else {
+            answer(None)?
+        };
         // The pending state: a flag (real or fake answer) and OPAQUE's server state.
         let mut payload = Zeroizing::new(Vec::with_capacity(1 + state.0.len()));
         payload.push(u8::from(real));
@@ -410,22 +453,24 @@ impl Service {
         let Some((&flag, state)) = payload.split_first() else {
             return Err(ServerError::login_failed());
         };
-        if flag != 1 {
-            return Err(ServerError::login_failed());
-        }
+        // KE3 is checked against fake logins (unknown or locked accounts) too, so their
+        // answers are the same as a real account's.
         let session_key = match opaque::server_login_finish(
             state,
             req.credential_finalization.as_slice(),
             self.ids(&user),
         ) {
-            Ok(k) => k,
+            Ok(k) if flag == 1 => k,
             Err(opaque::OpaqueError::Malformed(what)) => {
+                // Nothing was tried: the login may still finish with a proper KE3.
+                self.restore_pending(KIND_LOGIN, &req.login_id, pending)
+                    .await;
                 return Err(ServerError::bad_request(
                     "bad_opaque_message",
                     format!("malformed OPAQUE {what}"),
                 ));
             }
-            Err(_) => {
+            Ok(_) | Err(_) => {
                 tracing::info!(user = %user, "login failed");
                 return Err(ServerError::login_failed());
             }
@@ -546,6 +591,7 @@ impl Service {
 
     /// Revokes a device: its sessions stop working at once.
     pub async fn revoke_device(&self, caller: &Caller, device_id: &str) -> Result<(), ServerError> {
+        check_device_id(device_id)?;
         if !self.store.revoke_device(&caller.user, device_id).await? {
             return Err(ServerError {
                 status: axum::http::StatusCode::NOT_FOUND,
@@ -592,6 +638,9 @@ impl Service {
         caller: &Caller,
         req: proto::PasswordFinish,
     ) -> Result<(), ServerError> {
+        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
+            .map_err(opaque_bad)?;
+        check_blob("cloudWrap", &req.cloud_wrap)?;
         let Some((pending, _)) = self
             .take_pending(KIND_PASSWORD, &req.registration_id)
             .await?
@@ -607,8 +656,6 @@ impl Service {
                 "this password change belongs to another session",
             ));
         }
-        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
-            .map_err(opaque_bad)?;
         let owner = caller.user.as_bytes();
         let credentials = Credentials {
             record: self.seal("record", owner, &record).await?,
@@ -672,6 +719,9 @@ impl Service {
     /// Recovery, last message: the new password replaces the old, the account unlocks,
     /// every session ends.
     pub async fn recovery_finish(&self, req: proto::RecoveryFinish) -> Result<(), ServerError> {
+        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
+            .map_err(opaque_bad)?;
+        check_blob("cloudWrap", &req.cloud_wrap)?;
         let Some((pending, _)) = self
             .take_pending(KIND_RECOVERY, &req.registration_id)
             .await?
@@ -681,8 +731,6 @@ impl Service {
                 "this recovery expired or was finished already",
             ));
         };
-        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
-            .map_err(opaque_bad)?;
         let owner = pending.user.as_bytes();
         let credentials = Credentials {
             record: self.seal("record", owner, &record).await?,

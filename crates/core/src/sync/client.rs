@@ -57,7 +57,24 @@ pub struct SyncClient {
 impl SyncClient {
     /// A client for the server at `base_url` (`https://sync.example.org`).
     pub fn new(base_url: &str) -> Result<Self, SyncError> {
-        let http = Client::builder()
+        Self::with_builder(base_url, Client::builder())
+    }
+
+    /// A client that also trusts the CA certificate `ca_pem` (PEM), beside the public
+    /// roots: for a server with a certificate from a private CA, and for tests.
+    pub fn with_root_certificate(base_url: &str, ca_pem: &[u8]) -> Result<Self, SyncError> {
+        let ca = reqwest::Certificate::from_pem(ca_pem).map_err(|e| SyncError::Unreachable {
+            url: base_url.to_owned(),
+            reason: format!("the CA certificate is not valid PEM: {e}"),
+        })?;
+        Self::with_builder(base_url, Client::builder().add_root_certificate(ca))
+    }
+
+    fn with_builder(
+        base_url: &str,
+        builder: reqwest::blocking::ClientBuilder,
+    ) -> Result<Self, SyncError> {
+        let http = builder
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
