@@ -656,14 +656,9 @@ impl Service {
                 "this password change belongs to another session",
             ));
         }
-        let owner = caller.user.as_bytes();
-        let credentials = Credentials {
-            record: self.seal("record", owner, &record).await?,
-            cloud_wrap: self
-                .seal("cloud-wrap", owner, req.cloud_wrap.as_slice())
-                .await?,
-            recovery: None,
-        };
+        let credentials = self
+            .sealed_credentials(&caller.user, &record, req.cloud_wrap.as_slice())
+            .await?;
         self.store
             .replace_credentials(&caller.user, credentials)
             .await?;
@@ -672,6 +667,22 @@ impl Service {
             .await?;
         tracing::info!(user = %caller.user, device = %caller.device_id, "password changed");
         Ok(())
+    }
+
+    /// A new record and cloud wrap for `user`, sealed by the HSM (password change and
+    /// recovery alike).
+    async fn sealed_credentials(
+        &self,
+        user: &str,
+        record: &[u8],
+        cloud_wrap: &[u8],
+    ) -> Result<Credentials, ServerError> {
+        let owner = user.as_bytes();
+        Ok(Credentials {
+            record: self.seal("record", owner, record).await?,
+            cloud_wrap: self.seal("cloud-wrap", owner, cloud_wrap).await?,
+            recovery: None,
+        })
     }
 
     /// Recovery, first message: checks the proof of the recovery code, releases the
@@ -731,14 +742,9 @@ impl Service {
                 "this recovery expired or was finished already",
             ));
         };
-        let owner = pending.user.as_bytes();
-        let credentials = Credentials {
-            record: self.seal("record", owner, &record).await?,
-            cloud_wrap: self
-                .seal("cloud-wrap", owner, req.cloud_wrap.as_slice())
-                .await?,
-            recovery: None,
-        };
+        let credentials = self
+            .sealed_credentials(&pending.user, &record, req.cloud_wrap.as_slice())
+            .await?;
         self.store
             .replace_credentials(&pending.user, credentials)
             .await?;
