@@ -257,6 +257,27 @@ fn opaque_login(
     })
 }
 
+/// Signs in as this device's stored account and checks the server's pinned key.
+fn account_login(
+    client: &SyncClient,
+    account: &SyncAccount,
+    password: &Password,
+) -> Result<Login, CoreError> {
+    let user = UserName::parse(&account.user)?;
+    let login = opaque_login(
+        client,
+        &user,
+        &account.server_id,
+        password,
+        &account.device_id,
+        &account.device_name,
+    )?;
+    if login.server_public_key != account.server_public_key {
+        return Err(CoreError::ServerMismatch("its public key changed".into()));
+    }
+    Ok(login)
+}
+
 /// Creates an account: a local profile in `dir` and its twin on the server. Returns the
 /// unlocked profile and the recovery code (show it once). If the server refuses, the
 /// local profile is removed again, so nothing half-made remains.
@@ -486,18 +507,7 @@ fn with_session<T>(
             other => return Ok(other?),
         }
     }
-    let user = UserName::parse(&account.user)?;
-    let login = opaque_login(
-        &client,
-        &user,
-        &account.server_id,
-        password,
-        &account.device_id,
-        &account.device_name,
-    )?;
-    if login.server_public_key != account.server_public_key {
-        return Err(CoreError::ServerMismatch("its public key changed".into()));
-    }
+    let login = account_login(&client, &account, password)?;
     save_session(u, &login.token, login.finished.expires_at, clock)?;
     Ok(call(&client, login.token.expose())?)
 }
@@ -601,17 +611,7 @@ pub fn change_password(
     check_gate(new, &user)?;
     let client = SyncClient::new(&account.server_url)?;
     // A fresh login proves the old password to the server and gives a session.
-    let login = opaque_login(
-        &client,
-        &user,
-        &account.server_id,
-        old,
-        &account.device_id,
-        &account.device_name,
-    )?;
-    if login.server_public_key != account.server_public_key {
-        return Err(CoreError::ServerMismatch("its public key changed".into()));
-    }
+    let login = account_login(&client, &account, old)?;
     let token = login.token;
     let ids = Ids {
         user: user.as_str().as_bytes(),
