@@ -294,6 +294,28 @@ impl Service {
         }
     }
 
+    /// A pending login, sealed: a flag (real or fake answer) and OPAQUE's server state.
+    async fn pending_login(
+        &self,
+        key: &[u8],
+        real: bool,
+        state: &[u8],
+        user: &UserName,
+        device_id: &str,
+        device_name: &str,
+    ) -> Result<LoginState, ServerError> {
+        let mut payload = Zeroizing::new(Vec::with_capacity(1 + state.len()));
+        payload.push(u8::from(real));
+        payload.extend_from_slice(state);
+        Ok(LoginState {
+            user: user.as_str().to_owned(),
+            device_id: device_id.to_owned(),
+            device_name: device_name.to_owned(),
+            state: self.seal("pending", key, &payload).await?,
+            expires_at: self.clock.now() + self.config.pending_ttl,
+        })
+    }
+
     // ------------------------------------------------------------ registration
 
     /// Registration, first message.
@@ -398,42 +420,43 @@ impl Service {
             None => None,
         };
         let answered = answer(record.as_ref().map(|r| r.as_slice()))?;
-        let real = match &record {
-            Some(_) => match self
-                .store
-                .charge_login(user.as_str(), self.config.max_failed_logins)
-                .await?
-            {
-                Charge::Charged { .. } => true,
-                Charge::Locked => {
-                    tracing::warn!(user = %user, "login attempt on a locked account");
-                    false
-                }
-                Charge::NoAccount => false,
-            },
-            None => false,
-        };
-        // An unknown account's answer is a fake one already; a locked one gets it now.
-        let (state, ke2) = if real || record.is_none() {
-            answered
-        } else {
-            answer(None)?
-        };
-        // The pending state: a flag (real or fake answer) and OPAQUE's server state.
-        let mut payload = Zeroizing::new(Vec::with_capacity(1 + state.0.len()));
-        payload.push(u8::from(real));
-        payload.extend_from_slice(&state.0);
         let id = random_id()?;
         let key = pending_key(KIND_LOGIN, &id);
-        let sealed = self.seal("pending", &key, &payload).await?;
-        let pending = LoginState {
-            user: user.as_str().to_owned(),
-            device_id: req.device_id,
-            device_name: req.device_name,
-            state: sealed,
-            expires_at: self.clock.now() + self.config.pending_ttl,
+        let pending = |real: bool, state: opaque::SecretVecState| {
+            let (key, user, req) = (&key, &user, &req);
+            async move {
+                self.pending_login(key, real, &state.0, user, &req.device_id, &req.device_name)
+                    .await
+            }
         };
-        self.store.put_login_state(&key, pending).await?;
+        let ke2 = match (&record, answered) {
+            // A real account: the charge and the pending state are one commit, and the
+            // state is stored only if the attempt was charged.
+            (Some(_), (state, ke2)) => {
+                let staged = pending(true, state).await?;
+                match self
+                    .store
+                    .charge_login_and_stage(self.config.max_failed_logins, &key, staged)
+                    .await?
+                {
+                    Charge::Charged { .. } => ke2,
+                    Charge::Locked | Charge::NoAccount => {
+                        // A locked account gets a fake answer, which no KE3 can finish.
+                        tracing::warn!(user = %user, "login attempt on a locked account");
+                        let (state, ke2) = answer(None)?;
+                        let fake = pending(false, state).await?;
+                        self.store.put_login_state(&key, fake).await?;
+                        ke2
+                    }
+                }
+            }
+            // An unknown account's answer is a fake one already.
+            (None, (state, ke2)) => {
+                let fake = pending(false, state).await?;
+                self.store.put_login_state(&key, fake).await?;
+                ke2
+            }
+        };
         Ok(proto::LoginStarted {
             login_id: id,
             credential_response: Bytes(ke2),
@@ -441,14 +464,21 @@ impl Service {
     }
 
     /// Login, last message: on success opens a session and releases the cloud wrap and
-    /// the settings to it.
+    /// the settings to it. The pending login is read, checked, and then consumed in the
+    /// same transaction that records the success (or deleted after a failure); a
+    /// malformed message or an unreachable HSM leaves it as it was.
     pub async fn login_finish(
         &self,
         req: proto::LoginFinish,
     ) -> Result<proto::LoginFinished, ServerError> {
-        let Some((pending, payload)) = self.take_pending(KIND_LOGIN, &req.login_id).await? else {
+        if req.login_id.len() != 32 {
+            return Err(ServerError::login_failed());
+        }
+        let key = pending_key(KIND_LOGIN, &req.login_id);
+        let Some(pending) = self.store.login_state(&key, self.clock.now()).await? else {
             return Err(ServerError::login_failed());
         };
+        let payload = self.open("pending", &key, pending.state).await?;
         let user = user_name(&pending.user)?;
         let Some((&flag, state)) = payload.split_first() else {
             return Err(ServerError::login_failed());
@@ -463,48 +493,53 @@ impl Service {
             Ok(k) if flag == 1 => k,
             Err(opaque::OpaqueError::Malformed(what)) => {
                 // Nothing was tried: the login may still finish with a proper KE3.
-                self.restore_pending(KIND_LOGIN, &req.login_id, pending)
-                    .await;
                 return Err(ServerError::bad_request(
                     "bad_opaque_message",
                     format!("malformed OPAQUE {what}"),
                 ));
             }
             Ok(_) | Err(_) => {
+                // The attempt stays charged; the state cannot be tried again.
+                self.store.discard_login_state(&key).await?;
                 tracing::info!(user = %user, "login failed");
                 return Err(ServerError::login_failed());
             }
         };
-        let failed_attempts = self.store.login_succeeded(user.as_str()).await?;
         let now = self.clock.now();
-        self.store
-            .upsert_device(user.as_str(), &pending.device_id, &pending.device_name, now)
-            .await?;
         let token = opaque::session_token(&session_key);
         let expires_at = now + self.config.session_ttl;
-        self.store
-            .create_session(Session {
-                token_hash: token_hash(token.expose()),
-                user: user.as_str().to_owned(),
-                device_id: pending.device_id.clone(),
-                created_at: now,
-                expires_at,
-            })
-            .await?;
-        let account = self
+        let session = Session {
+            token_hash: token_hash(token.expose()),
+            user: user.as_str().to_owned(),
+            device_id: pending.device_id.clone(),
+            created_at: now,
+            expires_at,
+        };
+        // None: another finish of this login won the race, or it expired meanwhile.
+        let Some(done) = self
             .store
-            .account(user.as_str())
+            .complete_login(&key, &pending.device_name, session)
             .await?
-            .ok_or(crate::store::StoreError::NoAccount)?;
+        else {
+            return Err(ServerError::login_failed());
+        };
         let owner = user.as_str().as_bytes();
-        let cloud_wrap = self.open("cloud-wrap", owner, account.cloud_wrap).await?;
-        let settings = self.settings_of(&user).await?;
-        tracing::info!(user = %user, device = %pending.device_id, failed_attempts, "login succeeded");
+        let cloud_wrap = self.open("cloud-wrap", owner, done.cloud_wrap).await?;
+        let settings = self.open("settings", owner, done.settings).await?;
+        tracing::info!(
+            user = %user,
+            device = %pending.device_id,
+            failed_attempts = done.failed_attempts,
+            "login succeeded"
+        );
         Ok(proto::LoginFinished {
             expires_at,
-            failed_attempts,
+            failed_attempts: done.failed_attempts,
             cloud_wrap: Bytes(cloud_wrap.to_vec()),
-            settings,
+            settings: proto::Settings {
+                version: done.settings_version,
+                blob: Bytes(settings.to_vec()),
+            },
         })
     }
 
@@ -755,11 +790,15 @@ impl Service {
     }
 }
 
-/// Runs a blocking HSM call off the async threads.
+/// Runs an HSM call: in place when the HSM computes in this process, otherwise off the
+/// async threads.
 async fn blocking<T: Send + 'static>(
     hsm: &Arc<dyn Hsm>,
     f: impl FnOnce(&dyn Hsm) -> Result<T, crate::hsm::HsmError> + Send + 'static,
 ) -> Result<T, ServerError> {
+    if hsm.is_in_process() {
+        return f(hsm.as_ref()).map_err(ServerError::from);
+    }
     let hsm = Arc::clone(hsm);
     tokio::task::spawn_blocking(move || f(hsm.as_ref()))
         .await

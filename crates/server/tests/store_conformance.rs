@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use sealpost_server::store::{
-    Account, Charge, Credentials, Device, LoginState, NewAccount, PostgresStore, Session,
-    SqliteStore, Store, StoreError,
+    Account, Charge, CompletedLogin, Credentials, Device, LoginState, NewAccount, PostgresStore,
+    Session, SqliteStore, Store, StoreError,
 };
 use sealpost_testkit::postgres::PostgresCluster;
 use tempfile::TempDir;
@@ -132,6 +132,10 @@ conformance!(
     replace_credentials_keeps_the_counter,
     login_states_are_taken_once_until_they_expire,
     take_login_state_has_one_winner_under_concurrency,
+    staging_a_login_charges_and_stores_only_when_charged,
+    completing_a_login_consumes_it_once_and_resets_the_counter,
+    completing_a_login_has_one_winner_under_concurrency,
+    a_failing_write_does_not_spoil_the_writes_beside_it,
     devices_are_upserted_and_listed_in_id_order,
     sessions_expire_and_die_with_their_device,
     delete_sessions_except_keeps_one_device,
@@ -547,6 +551,210 @@ async fn take_login_state_has_one_winner_under_concurrency(db: &Db) {
         assert_eq!(won.len(), 1, "id {id}: {won:?}");
         assert_eq!(won[0].user, format!("user{id}"));
     }
+}
+
+async fn staging_a_login_charges_and_stores_only_when_charged(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    let staged = login_state("alice", NOW + 60);
+    for (attempts, id) in [(1, b"id-1"), (2, b"id-2")] {
+        assert_eq!(
+            s.charge_login_and_stage(2, id, staged.clone())
+                .await
+                .unwrap(),
+            Charge::Charged { attempts }
+        );
+        // Peeking does not take it.
+        for _ in 0..2 {
+            assert_eq!(s.login_state(id, NOW).await.unwrap(), Some(staged.clone()));
+        }
+    }
+    // At the limit: nothing charged, nothing stored.
+    assert_eq!(
+        s.charge_login_and_stage(2, b"id-3", staged.clone())
+            .await
+            .unwrap(),
+        Charge::Locked
+    );
+    assert_eq!(s.login_state(b"id-3", NOW).await.unwrap(), None);
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 2);
+    // No account: nothing stored either.
+    assert_eq!(
+        s.charge_login_and_stage(2, b"id-4", login_state("nobody", NOW + 60))
+            .await
+            .unwrap(),
+        Charge::NoAccount
+    );
+    assert_eq!(s.login_state(b"id-4", NOW).await.unwrap(), None);
+    // Expired states are not shown, and ids are exact.
+    assert_eq!(s.login_state(b"id-1", NOW + 61).await.unwrap(), None);
+    assert_eq!(s.login_state(b"ID-1", NOW).await.unwrap(), None);
+}
+
+async fn completing_a_login_consumes_it_once_and_resets_the_counter(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    for id in [b"id-1", b"id-2", b"id-3"] {
+        s.charge_login_and_stage(10, id, login_state("alice", NOW + 60))
+            .await
+            .unwrap();
+    }
+    let done = s
+        .complete_login(
+            b"id-1",
+            "Work laptop",
+            session(1, "alice", "dev-1", NOW + 3600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        Some(CompletedLogin {
+            failed_attempts: 2,
+            cloud_wrap: b"cloud wrap of alice".to_vec(),
+            settings_version: 1,
+            settings: b"settings of alice".to_vec(),
+        })
+    );
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
+    assert_eq!(
+        s.devices("alice").await.unwrap(),
+        vec![Device {
+            device_id: "dev-1".into(),
+            name: "Work laptop".into(),
+            created_at: NOW,
+            last_seen_at: NOW,
+        }]
+    );
+    assert_eq!(
+        s.session(&[1; 32], NOW).await.unwrap(),
+        Some(session(1, "alice", "dev-1", NOW + 3600))
+    );
+    // A second finish of the same login finds nothing and changes nothing.
+    assert_eq!(
+        s.complete_login(b"id-1", "Other", session(2, "alice", "dev-1", NOW + 3600))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.session(&[2; 32], NOW).await.unwrap(), None);
+    assert_eq!(s.login_state(b"id-1", NOW).await.unwrap(), None);
+    // A failed finish discards its state, once; the counter keeps its charge.
+    s.charge_login_and_stage(10, b"id-4", login_state("alice", NOW + 60))
+        .await
+        .unwrap();
+    assert!(s.discard_login_state(b"id-2").await.unwrap());
+    assert!(!s.discard_login_state(b"id-2").await.unwrap());
+    assert_eq!(
+        s.complete_login(b"id-2", "Laptop", session(3, "alice", "dev-1", NOW + 3600))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 1);
+    // An expired state cannot be completed (and stays for prune).
+    let late = Session {
+        created_at: NOW + 61,
+        ..session(4, "alice", "dev-1", NOW + 3600)
+    };
+    assert_eq!(
+        s.complete_login(b"id-3", "Laptop", late).await.unwrap(),
+        None
+    );
+    assert_eq!(s.session(&[4; 32], NOW).await.unwrap(), None);
+    assert!(s.discard_login_state(b"id-3").await.unwrap());
+    // A session for another user or device than the pending login's is refused whole.
+    assert!(
+        s.complete_login(b"id-4", "Laptop", session(5, "alice", "dev-2", NOW + 3600))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        s.login_state(b"id-4", NOW).await.unwrap().map(|l| l.user),
+        Some("alice".into())
+    );
+    assert_eq!(s.devices("alice").await.unwrap().len(), 1);
+    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 1);
+}
+
+async fn completing_a_login_has_one_winner_under_concurrency(db: &Db) {
+    const IDS: usize = 8;
+    const FINISHERS: usize = 6;
+    let (a, b) = (db.open().await, db.open().await);
+    a.create_account(new_account("alice")).await.unwrap();
+    for id in 0..IDS {
+        a.charge_login_and_stage(100, &[id as u8; 16], login_state("alice", NOW + 60))
+            .await
+            .unwrap();
+    }
+    let answers = race(&a, &b, IDS * FINISHERS, |i, s| async move {
+        let token = u8::try_from(i).unwrap();
+        s.complete_login(
+            &[(i / FINISHERS) as u8; 16],
+            "Laptop",
+            session(token, "alice", "dev-1", NOW + 3600),
+        )
+        .await
+        .unwrap()
+    })
+    .await;
+    for id in 0..IDS {
+        let won = answers
+            .iter()
+            .filter(|(i, done)| i / FINISHERS == id && done.is_some())
+            .count();
+        assert_eq!(won, 1, "login {id}");
+    }
+    // Exactly one session per login exists.
+    let mut sessions = 0;
+    for (i, _) in &answers {
+        let token = u8::try_from(*i).unwrap();
+        if a.session(&[token; 32], NOW).await.unwrap().is_some() {
+            sessions += 1;
+        }
+    }
+    assert_eq!(sessions, IDS);
+}
+
+/// SQLite commits the writes that arrive together in one transaction: one that fails
+/// must be rolled back alone, and the others must still land.
+async fn a_failing_write_does_not_spoil_the_writes_beside_it(db: &Db) {
+    let s = db.open().await;
+    s.create_account(new_account("alice")).await.unwrap();
+    let mut tasks = JoinSet::new();
+    for i in 0..40u8 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            if i % 4 == 0 {
+                // Fails after its first statement (a taken name).
+                let outcome = s.create_account(new_account("alice")).await;
+                assert!(
+                    matches!(outcome, Err(StoreError::AccountExists)),
+                    "{outcome:?}"
+                );
+            } else {
+                s.create_account(new_account(&format!("user{i}")))
+                    .await
+                    .unwrap();
+                s.put_settings(&format!("user{i}"), 1, b"second")
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    for i in (0..40u8).filter(|i| i % 4 != 0) {
+        assert_eq!(
+            s.settings(&format!("user{i}")).await.unwrap(),
+            Some((2, b"second".to_vec()))
+        );
+    }
+    assert_eq!(
+        s.settings("alice").await.unwrap(),
+        Some((1, b"settings of alice".to_vec()))
+    );
 }
 
 async fn devices_are_upserted_and_listed_in_id_order(db: &Db) {

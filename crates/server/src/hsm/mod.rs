@@ -10,7 +10,9 @@
 //! Implementations: `pkcs11` (any PKCS#11 token; SoftHSMv2 in tests) and `software`
 //! (a key file, for the embedded single-machine default — it says so at start-up).
 //!
-//! Calls are blocking: async code runs them in `spawn_blocking`.
+//! Calls are blocking: async code runs them in `spawn_blocking`, unless the module says
+//! a call takes microseconds in this process ([`Hsm::is_in_process`]), where handing it
+//! to another thread would cost more than the call.
 
 use zeroize::Zeroizing;
 
@@ -39,6 +41,12 @@ pub trait Hsm: Send + Sync + 'static {
     /// What this is, for the start-up log: "PKCS#11 token 'x' key 'y'", or a warning
     /// that keys live in a file.
     fn describe(&self) -> String;
+
+    /// Whether calls are quick computations in this process (no device, no I/O), so
+    /// async code may make them in place. Defaults to `false`.
+    fn is_in_process(&self) -> bool {
+        false
+    }
 
     /// Seals `plaintext` bound to `aad` under the current sealing key. The output names
     /// the key (so keys can rotate) and carries its own nonce.

@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 
 /// What can go wrong in a store.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// An account with this name exists already.
     #[error("the account exists already")]
@@ -110,6 +110,19 @@ pub struct LoginState {
     pub expires_at: i64,
 }
 
+/// What a completed login returns, read in the transaction that completed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedLogin {
+    /// Failed attempts since the last successful login (this one's own charge excluded).
+    pub failed_attempts: i64,
+    /// The cloud-wrapped identity key (sealed).
+    pub cloud_wrap: Vec<u8>,
+    /// The settings blob's version.
+    pub settings_version: i64,
+    /// The settings blob (sealed).
+    pub settings: Vec<u8>,
+}
+
 /// A signed-in device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -176,6 +189,35 @@ pub trait Store: Send + Sync + 'static {
         user: &str,
         credentials: Credentials,
     ) -> Result<(), StoreError>;
+
+    /// Charges one login attempt (as [`Store::charge_login`]) and, only if it was
+    /// charged, stores the pending login under `id`, in one transaction: a login start
+    /// costs one commit.
+    async fn charge_login_and_stage(
+        &self,
+        limit: i64,
+        id: &[u8],
+        state: LoginState,
+    ) -> Result<Charge, StoreError>;
+
+    /// The pending login under `id`, if it is there and has not expired at `now`; it
+    /// stays there (a finish whose message is malformed changes nothing).
+    async fn login_state(&self, id: &[u8], now: i64) -> Result<Option<LoginState>, StoreError>;
+
+    /// Deletes the pending login under `id` (a finish that failed); whether it was there.
+    async fn discard_login_state(&self, id: &[u8]) -> Result<bool, StoreError>;
+
+    /// Completes a login in one transaction: deletes the pending login under `id` (it
+    /// must be there and alive at `session.created_at`, else nothing changes and the
+    /// answer is `None`: at most one finish wins), resets the account's counter, records
+    /// the device's sign-in under `device_name`, stores the session and returns what the
+    /// client gets.
+    async fn complete_login(
+        &self,
+        id: &[u8],
+        device_name: &str,
+        session: Session,
+    ) -> Result<Option<CompletedLogin>, StoreError>;
 
     /// Stores a pending login under `id`.
     async fn put_login_state(&self, id: &[u8], state: LoginState) -> Result<(), StoreError>;

@@ -32,7 +32,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Account, Charge, Credentials, Device, LoginState, NewAccount, Session, Store, StoreError,
+    Account, Charge, CompletedLogin, Credentials, Device, LoginState, NewAccount, Session, Store,
+    StoreError,
 };
 
 /// Connections per store (per server process) unless told otherwise.
@@ -261,6 +262,16 @@ fn account_from(r: &Row) -> Result<Account, tokio_postgres::Error> {
     })
 }
 
+fn login_state_from(r: &Row) -> Result<LoginState, tokio_postgres::Error> {
+    Ok(LoginState {
+        user: r.try_get(0)?,
+        device_id: r.try_get(1)?,
+        device_name: r.try_get(2)?,
+        state: r.try_get(3)?,
+        expires_at: r.try_get(4)?,
+    })
+}
+
 fn session_from(r: &Row) -> Result<Session, tokio_postgres::Error> {
     Ok(Session {
         token_hash: r.try_get(0)?,
@@ -471,6 +482,177 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn charge_login_and_stage(
+        &self,
+        limit: i64,
+        id: &[u8],
+        state: LoginState,
+    ) -> Result<Charge, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let charge = tx
+            .prepare_cached(
+                "UPDATE accounts SET failed_logins = failed_logins + 1
+                 WHERE user_name = $1 AND failed_logins < $2
+                 RETURNING failed_logins",
+            )
+            .await
+            .map_err(pg)?;
+        let Some(row) = tx
+            .query_opt(&charge, &[&state.user, &limit])
+            .await
+            .map_err(pg)?
+        else {
+            drop(tx);
+            // Nothing was written: the answer is the plain charge's.
+            return self.charge_login(&state.user, limit).await;
+        };
+        let attempts: i64 = row.try_get(0).map_err(pg)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO login_states (id, user_name, device_id, device_name, state, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(
+            &insert,
+            &[
+                &id,
+                &state.user,
+                &state.device_id,
+                &state.device_name,
+                &state.state,
+                &state.expires_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(Charge::Charged { attempts })
+    }
+
+    async fn login_state(&self, id: &[u8], now: i64) -> Result<Option<LoginState>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT user_name, device_id, device_name, state, expires_at
+                 FROM login_states WHERE id = $1 AND expires_at >= $2",
+            )
+            .await
+            .map_err(pg)?;
+        let row = client.query_opt(&stmt, &[&id, &now]).await.map_err(pg)?;
+        row.as_ref().map(login_state_from).transpose().map_err(pg)
+    }
+
+    async fn discard_login_state(&self, id: &[u8]) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM login_states WHERE id = $1")
+            .await
+            .map_err(pg)?;
+        Ok(client.execute(&stmt, &[&id]).await.map_err(pg)? > 0)
+    }
+
+    async fn complete_login(
+        &self,
+        id: &[u8],
+        device_name: &str,
+        session: Session,
+    ) -> Result<Option<CompletedLogin>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // A concurrent DELETE of the same row waits for ours and then finds nothing.
+        let take = tx
+            .prepare_cached(
+                "DELETE FROM login_states WHERE id = $1 AND expires_at >= $2
+                 RETURNING user_name, device_id",
+            )
+            .await
+            .map_err(pg)?;
+        let Some(row) = tx
+            .query_opt(&take, &[&id, &session.created_at])
+            .await
+            .map_err(pg)?
+        else {
+            return Ok(None);
+        };
+        let (user, device_id): (String, String) =
+            (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
+        if user != session.user || device_id != session.device_id {
+            return Err(StoreError::Backend(
+                "the session does not match the pending login".into(),
+            ));
+        }
+        // As in login_succeeded: read and reset the counter in one statement.
+        let reset = tx
+            .prepare_cached(
+                "WITH before AS (
+                     SELECT failed_logins FROM accounts WHERE user_name = $1 FOR UPDATE
+                 )
+                 UPDATE accounts SET failed_logins = 0 FROM before
+                 WHERE accounts.user_name = $1
+                 RETURNING before.failed_logins, accounts.cloud_wrap",
+            )
+            .await
+            .map_err(pg)?;
+        let row = tx
+            .query_opt(&reset, &[&user])
+            .await
+            .map_err(pg)?
+            .ok_or(StoreError::NoAccount)?;
+        let before: i64 = row.try_get(0).map_err(pg)?;
+        let cloud_wrap: Vec<u8> = row.try_get(1).map_err(pg)?;
+        let device = tx
+            .prepare_cached(
+                "INSERT INTO devices (user_name, device_id, name, created_at, last_seen_at)
+                 VALUES ($1, $2, $3, $4, $4)
+                 ON CONFLICT (user_name, device_id)
+                 DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(
+            &device,
+            &[&user, &device_id, &device_name, &session.created_at],
+        )
+        .await
+        .map_err(pg)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(
+            &insert,
+            &[
+                &session.token_hash,
+                &session.user,
+                &session.device_id,
+                &session.created_at,
+                &session.expires_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+        let settings = tx
+            .prepare_cached("SELECT version, blob FROM settings WHERE user_name = $1")
+            .await
+            .map_err(pg)?;
+        let row = tx.query_one(&settings, &[&user]).await.map_err(pg)?;
+        let (settings_version, settings) =
+            (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
+        tx.commit().await.map_err(pg)?;
+        Ok(Some(CompletedLogin {
+            failed_attempts: before.saturating_sub(1).max(0),
+            cloud_wrap,
+            settings_version,
+            settings,
+        }))
+    }
+
     async fn put_login_state(&self, id: &[u8], state: LoginState) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stmt = client
@@ -514,13 +696,7 @@ impl Store for PostgresStore {
         let Some(row) = client.query_opt(&stmt, &[&id]).await.map_err(pg)? else {
             return Ok(None);
         };
-        let state = LoginState {
-            user: row.try_get(0).map_err(pg)?,
-            device_id: row.try_get(1).map_err(pg)?,
-            device_name: row.try_get(2).map_err(pg)?,
-            state: row.try_get(3).map_err(pg)?,
-            expires_at: row.try_get(4).map_err(pg)?,
-        };
+        let state = login_state_from(&row).map_err(pg)?;
         Ok(Some(state).filter(|s| now <= s.expires_at))
     }
 
