@@ -4,9 +4,7 @@
 //! Each process is the binary this package builds, started with `--config` (PostgreSQL
 //! from `sealpost_testkit::postgres::PostgresCluster`, its URL in
 //! `SEALPOST_POSTGRES_URL`; one software key file for both), `--listen 127.0.0.1:0` and
-//! `--rate-per-second 0`. The address each one bound is read from its JSON log line
-//! `"listening"` on standard error. A guard kills the processes when a test ends, passes
-//! or panics; every wait is bounded.
+//! `--rate-per-second 0` (`common::Process`).
 
 #![allow(
     clippy::unwrap_used,
@@ -15,17 +13,17 @@
     clippy::panic
 )]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod common;
+
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::Process;
 use reqwest::Method;
 use reqwest::blocking::Client;
 use sealpost_crypto::opaque::{self, Ids, OpaqueError};
@@ -42,94 +40,24 @@ const PW: &str = "tundra mosaic gravel whimsy plank";
 const PW2: &str = "orbit velvet cashew lantern quarry";
 const SERVER_ID: &str = "sync.processes-test.example";
 const LIMIT: i64 = 10;
-/// How long a process may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------- the processes
 
-/// A running `sealpost-server`; killed and reaped on drop.
-struct Process {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
+fn start(config: &Path, postgres_url: &str) -> Process {
+    Process::start(
+        &[OsStr::new("--config"), config.as_os_str()],
+        &[("SEALPOST_POSTGRES_URL", postgres_url)],
+    )
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn api(process: &Process) -> Api {
+    Api {
+        base: process.base.clone(),
+        http: Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
     }
-}
-
-impl Process {
-    /// Starts the server with `config` and waits (bounded) for its "listening" line.
-    fn start(config: &Path, postgres_url: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sealpost-server"))
-            .arg("--config")
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--rate-per-second", "0"])
-            .env("SEALPOST_POSTGRES_URL", postgres_url)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Guarded from here on: a panic below kills it.
-        let mut process = Self {
-            child,
-            base: String::new(),
-            log: Arc::new(Mutex::new(Vec::new())),
-        };
-        let stderr = process.child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let log = Arc::clone(&process.log);
-        // Reads standard error to its end (so the server never blocks on a full pipe).
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = listening(&line) {
-                    let _ = tx.send(addr);
-                }
-                log.lock().unwrap().push(line);
-            }
-        });
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => process.base = format!("http://{addr}"),
-            Err(_) => {
-                let status = process.child.try_wait().unwrap();
-                panic!(
-                    "sealpost-server did not start listening ({status:?}):\n{}",
-                    process.log.lock().unwrap().join("\n")
-                );
-            }
-        }
-        process
-    }
-
-    fn api(&self) -> Api {
-        Api {
-            base: self.base.clone(),
-            http: Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn log_contains(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
-    }
-}
-
-/// The bound address from a JSON log line `{"fields":{"message":"listening","listen":..}}`.
-fn listening(line: &str) -> Option<SocketAddr> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    let fields = v.get("fields")?;
-    if fields.get("message")?.as_str()? != "listening" {
-        return None;
-    }
-    fields.get("listen")?.as_str()?.parse().ok()
 }
 
 /// A PostgreSQL cluster with one database, a configuration file and key file for the
@@ -176,9 +104,9 @@ impl Deployment {
     /// Two processes; the second starts once the first has made the key file and the
     /// server key pair, so both use the same ones.
     fn two_processes(&self) -> (Process, Process) {
-        let a = Process::start(&self.config, &self.url);
+        let a = start(&self.config, &self.url);
         assert!(self.config.with_file_name("hsm.key").exists());
-        let b = Process::start(&self.config, &self.url);
+        let b = start(&self.config, &self.url);
         assert_ne!(a.base, b.base);
         (a, b)
     }
@@ -433,7 +361,7 @@ fn login(
 fn concurrent_login_starts_on_two_processes_charge_exactly_the_limit() {
     let d = Deployment::new("counter");
     let (a, b) = d.two_processes();
-    let (api_a, api_b) = (a.api(), b.api());
+    let (api_a, api_b) = (api(&a), api(&b));
     let alice = register(&api_a, "alice", PW);
 
     // Thirty starts at once, alternating between the processes, all with the right
@@ -442,7 +370,7 @@ fn concurrent_login_starts_on_two_processes_charge_exactly_the_limit() {
     let barrier = Arc::new(Barrier::new(STARTS));
     let handles: Vec<_> = (0..STARTS)
         .map(|i| {
-            let api = if i % 2 == 0 { a.api() } else { b.api() };
+            let api = if i % 2 == 0 { api(&a) } else { api(&b) };
             let barrier = Arc::clone(&barrier);
             thread::spawn(move || {
                 let (state, ke1) = opaque::client_login_start(&pw(PW)).unwrap();
@@ -553,7 +481,7 @@ fn concurrent_login_starts_on_two_processes_charge_exactly_the_limit() {
 fn a_login_started_on_one_process_finishes_on_the_other_and_its_session_works_on_both() {
     let d = Deployment::new("shared");
     let (a, b) = d.two_processes();
-    let (api_a, api_b) = (a.api(), b.api());
+    let (api_a, api_b) = (api(&a), api(&b));
     let alice = register(&api_b, "alice", PW);
 
     // Started on A, finished on B.
