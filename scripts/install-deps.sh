@@ -12,6 +12,12 @@ packages=(
   xvfb xauth x11-utils x11-apps netpbm webkit2gtk-driver
   # real components the tests start
   gnupg softhsm2 opensc postgresql
+  # peers the OpenPGP tests and benchmarks compare against (gpg above, Sequoia's sq and sqop)
+  sq sqop
+  # the real mail servers the mail tests start (IMAP over TLS, LMTP delivery, SMTP submission)
+  dovecot-core dovecot-imapd dovecot-lmtpd postfix
+  # the peer the mail sync benchmark compares against (mbsync)
+  isync
 )
 
 missing=()

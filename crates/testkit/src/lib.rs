@@ -5,6 +5,18 @@
 //!
 //! - [`softhsm`]: a SoftHSMv2 token in a private directory with its own config file.
 //! - [`postgres`]: a PostgreSQL cluster made with `initdb`, listening on loopback.
+//! - [`gnupg`]: a private GnuPG home in which the real `gpg` runs, for interop tests.
+//! - [`mailtls`]: a test certificate authority (rcgen) for the mail servers.
+//! - [`dovecot`]: Dovecot (IMAP over TLS and STARTTLS, LMTP, SASL auth, optional OAuth2).
+//! - [`postfix`]: Postfix submission (implicit TLS and STARTTLS) delivering to Dovecot.
+//! - [`oidc`]: an OpenID Connect / OAuth2 provider (npm `oidc-provider` under Node).
+//! - [`daemon`]: what these mail servers share (stop on drop, free ports, waiting).
 
+pub mod daemon;
+pub mod dovecot;
+pub mod gnupg;
+pub mod mailtls;
+pub mod oidc;
+pub mod postfix;
 pub mod postgres;
 pub mod softhsm;

@@ -1,0 +1,395 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::panic
+)]
+//! Sealpost's OpenPGP core against GnuPG and Sequoia's `sq`, side by side in one run,
+//! on the same keys and the same data, plus a bulk run against a floor measured with
+//! `openssl speed`.
+//!
+//! Run: `cargo bench -p sealpost-pgp --bench pgp`. Needs `gpg`, `sq` and `openssl` on
+//! the PATH (scripts/install-deps.sh). Prints one table.
+//!
+//! - encrypt+sign: Sealpost `encrypt` (in-process) vs `gpg --sign --encrypt -z 0` vs
+//!   `sq encrypt --compression none`, each to the recipient and the sender, armored.
+//! - decrypt+verify: the *same* ciphertext (made by Sealpost) through Sealpost
+//!   `decrypt` + signature status, `gpg --decrypt` and `sq decrypt --signer-cert`.
+//!   The CLI figures include process start-up, which is what an app shelling out to
+//!   them would pay; the table also shows their start-up alone (`--version`). Each
+//!   cell gives the median wall time and the mean CPU time per run (for the tools: the
+//!   child's user+sys time from `/proc/self/stat`); ratios use CPU time, since the
+//!   machine may be shared and wall time then depends on the neighbours. gpg's CPU
+//!   figure leaves out its `gpg-agent`, which is not a child and does gpg's secret-key
+//!   operations (one X25519 to decrypt, one Ed25519 signature to sign): gpg's real cost
+//!   is a little higher than shown.
+//! - bulk: 10,000 messages of 4 KiB decrypted and verified one after another on one
+//!   core, against a floor of one X25519, one Ed25519 verification, and AES-256-CFB,
+//!   SHA-1 (MDC) and SHA-512 (signature) over the bytes, at `openssl speed` rates.
+//!
+//! Nothing is compressed (STACK.md §1.1: compression costs far more than it saves on
+//! attachments, which are mostly compressed already).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use cpu_time::ProcessTime;
+use rand::RngCore;
+use sealpost_pgp::{KeyPair, OpenContext, SignatureStatus, decrypt, encrypt};
+use sealpost_testkit::gnupg::GnupgHome;
+
+const SIZES: [(usize, &str); 3] = [
+    (1 << 10, "1 KiB"),
+    (100 << 10, "100 KiB"),
+    (10 << 20, "10 MiB"),
+];
+const BULK_MESSAGES: usize = 10_000;
+const BULK_SIZE: usize = 4 << 10;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// CPU time used so far by this process's finished children (`cutime + cstime` from
+/// `/proc/self/stat`), in seconds.
+fn children_cpu(ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 16 and 17 of proc(5), counted from `state` (field 3).
+    let ticks: f64 = fields[13].parse::<f64>().unwrap() + fields[14].parse::<f64>().unwrap();
+    ticks / ticks_per_second
+}
+
+/// A measurement: median wall time per run, and mean CPU time per run (ours, or the
+/// children's for the command-line tools). The CPU figure is what the ratios use: the
+/// machine is shared, and wall time there depends on the neighbours.
+#[derive(Clone, Copy)]
+struct Timing {
+    wall: Duration,
+    cpu: Duration,
+}
+
+fn time_n(n: usize, children: bool, ticks: f64, mut f: impl FnMut()) -> Timing {
+    f(); // warm-up
+    let (cpu0, child0) = (ProcessTime::now(), children_cpu(ticks));
+    let wall = median(
+        (0..n)
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed()
+            })
+            .collect(),
+    );
+    let cpu = if children {
+        Duration::from_secs_f64((children_cpu(ticks) - child0) / n as f64)
+    } else {
+        cpu0.elapsed() / n as u32
+    };
+    Timing { wall, cpu }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fmt(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{:.2} ms", us / 1000.0)
+    }
+}
+
+fn version(program: &str) -> String {
+    let out = Command::new(program).arg("--version").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `openssl speed` figures: (X25519 ops/s, Ed25519 verify/s, bytes/s for AES-256-CFB,
+/// SHA-1, SHA-512 on 4 KiB blocks).
+fn openssl_floor() -> (f64, f64, f64, f64, f64) {
+    let speed = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .arg("speed")
+            .args(["-seconds", "2"])
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let last_number = |text: &str, needle: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {text}"));
+        line.split_whitespace()
+            .last()
+            .unwrap()
+            .trim_end_matches('k')
+            .parse::<f64>()
+            .unwrap()
+    };
+    let asym = speed(&["ecdhx25519", "ed25519"]);
+    let x25519 = last_number(&asym, "X25519");
+    let ed25519_verify = last_number(&asym, "Ed25519");
+    let rate = |alg: &str, label: &str| {
+        last_number(&speed(&["-bytes", "4096", "-evp", alg]), label) * 1000.0
+    };
+    (
+        x25519,
+        ed25519_verify,
+        rate("aes-256-cfb", "AES-256-CFB"),
+        rate("sha1", "sha1"),
+        rate("sha512", "sha512"),
+    )
+}
+
+fn main() {
+    let t = SystemTime::now() - Duration::from_secs(3600);
+    let now = SystemTime::now();
+    let alice = KeyPair::generate("Alice", &["alice@example.org"], t).unwrap();
+    let bob = KeyPair::generate("Bob", &["bob@example.org"], t).unwrap();
+    let alice_fpr = alice.fingerprint().to_hex();
+    let bob_fpr = bob.fingerprint().to_hex();
+    let own = [bob.clone()];
+    let known = [alice.cert()];
+    let ctx = OpenContext::new(&own, &known, now);
+    let from = vec!["alice@example.org".to_owned()];
+
+    // The same keys in gpg and for sq (unprotected secret keys: no S2K cost anywhere).
+    let home = GnupgHome::new().unwrap();
+    home.import(alice.to_secret_bytes().unwrap().expose())
+        .unwrap();
+    home.import(bob.to_secret_bytes().unwrap().expose())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, data: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    };
+    let alice_tsk = file("alice.tsk", alice.to_secret_bytes().unwrap().expose());
+    let bob_tsk = file("bob.tsk", bob.to_secret_bytes().unwrap().expose());
+    let alice_cert = file("alice.cert", alice.public_armored().unwrap().as_bytes());
+    let bob_cert = file("bob.cert", bob.public_armored().unwrap().as_bytes());
+
+    let gpg = |args: &[&str], input: &Path| {
+        let mut c = home.command();
+        c.args(["--trust-model", "always"]).args(args).arg(input);
+        c
+    };
+    let gpg_encrypt = |input: &Path| {
+        run(&mut gpg(
+            &[
+                "-z",
+                "0",
+                "--armor",
+                "--local-user",
+                &alice_fpr,
+                "--recipient",
+                &bob_fpr,
+                "--recipient",
+                &alice_fpr,
+                "--sign",
+                "--encrypt",
+                "--output",
+                "-",
+            ],
+            input,
+        ))
+    };
+    let gpg_decrypt = |input: &Path| run(&mut gpg(&["--decrypt", "--output", "-"], input));
+    let sq_encrypt = |input: &Path| {
+        run(Command::new("sq")
+            .arg("encrypt")
+            .arg("--recipient-cert")
+            .arg(&bob_cert)
+            .arg("--recipient-cert")
+            .arg(&alice_cert)
+            .arg("--signer-key")
+            .arg(&alice_tsk)
+            .args(["--compression", "none"])
+            .arg(input))
+    };
+    let sq_decrypt = |input: &Path| {
+        run(Command::new("sq")
+            .arg("decrypt")
+            .arg("--recipient-key")
+            .arg(&bob_tsk)
+            .arg("--signer-cert")
+            .arg(&alice_cert)
+            .arg(input))
+    };
+
+    println!(
+        "Sealpost OpenPGP core (sequoia-openpgp 2.4, crypto-rust, release) vs {} vs {}",
+        version("gpg"),
+        version("sq")
+    );
+    println!("v4 Ed25519/Cv25519 keys, AES-256, SEIPDv1, no compression, armored.");
+    println!();
+    let ticks: f64 = String::from_utf8_lossy(
+        &Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let startup_gpg = time_n(
+        20,
+        true,
+        ticks,
+        || run(Command::new("gpg").arg("--version")),
+    );
+    let startup_sq = time_n(20, true, ticks, || run(Command::new("sq").arg("--version")));
+    println!(
+        "process start-up alone (--version): gpg {} wall / {} CPU, sq {} wall / {} CPU",
+        fmt(startup_gpg.wall),
+        fmt(startup_gpg.cpu),
+        fmt(startup_sq.wall),
+        fmt(startup_sq.cpu)
+    );
+    println!(
+        "wall = median per run; CPU = mean per run (gpg, sq: the child's user+sys; gpg-agent's"
+    );
+    println!("secret-key operations are not counted for gpg); ratios use CPU.");
+    println!();
+    println!(
+        "| operation      | size    | Sealpost wall / CPU   | gpg wall / CPU        | sq wall / CPU         | gpg/Sealpost | sq/Sealpost |"
+    );
+    println!(
+        "|----------------|---------|-----------------------|-----------------------|-----------------------|--------------|-------------|"
+    );
+    for (size, label) in SIZES {
+        let mut data = vec![0u8; size];
+        rand::thread_rng().fill_bytes(&mut data);
+        let plain = file("plain.bin", &data);
+        let (n_in, n_cli) = match size {
+            s if s <= 1 << 10 => (300, 20),
+            s if s <= 100 << 10 => (100, 20),
+            _ => (7, 5),
+        };
+
+        let ours = time_n(n_in, false, ticks, || {
+            std::hint::black_box(encrypt(&data, &alice, &[bob.cert()], now).unwrap());
+        });
+        let theirs_gpg = time_n(n_cli, true, ticks, || gpg_encrypt(&plain));
+        let theirs_sq = time_n(n_cli, true, ticks, || sq_encrypt(&plain));
+        row("encrypt+sign", label, ours, theirs_gpg, theirs_sq);
+
+        let ct = encrypt(&data, &alice, &[bob.cert()], now).unwrap();
+        let ct_file = file("ct.asc", &ct);
+        // Check once that every tool really decrypts and verifies this ciphertext.
+        let d = decrypt(&ct, &ctx).unwrap();
+        assert_eq!(d.plaintext, data);
+        assert!(matches!(
+            d.signature_status(&from, &ctx),
+            SignatureStatus::ValidUnconfirmed { .. }
+        ));
+        let status = home
+            .command()
+            .args([
+                "--trust-model",
+                "always",
+                "--status-fd",
+                "2",
+                "--decrypt",
+                "--output",
+                "-",
+            ])
+            .arg(&ct_file)
+            .output()
+            .unwrap();
+        let gpg_status = String::from_utf8_lossy(&status.stderr);
+        assert!(gpg_status.contains("GOODSIG"), "{gpg_status}");
+        assert_eq!(status.stdout, data);
+
+        let ours = time_n(n_in, false, ticks, || {
+            let d = decrypt(&ct, &ctx).unwrap();
+            std::hint::black_box(d.signature_status(&from, &ctx));
+        });
+        let theirs_gpg = time_n(n_cli, true, ticks, || gpg_decrypt(&ct_file));
+        let theirs_sq = time_n(n_cli, true, ticks, || sq_decrypt(&ct_file));
+        row("decrypt+verify", label, ours, theirs_gpg, theirs_sq);
+    }
+
+    // Bulk: 10,000 distinct small messages, one core, against the openssl floor.
+    let messages: Vec<Vec<u8>> = (0..BULK_MESSAGES)
+        .map(|_| {
+            let mut data = vec![0u8; BULK_SIZE];
+            rand::thread_rng().fill_bytes(&mut data);
+            encrypt(&data, &alice, &[bob.cert()], now).unwrap()
+        })
+        .collect();
+    let (cpu, wall) = (ProcessTime::now(), Instant::now());
+    for m in &messages {
+        let d = decrypt(m, &ctx).unwrap();
+        assert!(matches!(
+            d.signature_status(&from, &ctx),
+            SignatureStatus::ValidUnconfirmed { .. }
+        ));
+    }
+    let (cpu, wall) = (cpu.elapsed().as_secs_f64(), wall.elapsed().as_secs_f64());
+    let (x25519, ed_verify, aes, sha1, sha512) = openssl_floor();
+    let ct_bytes =
+        messages.iter().map(Vec::len).sum::<usize>() as f64 / BULK_MESSAGES as f64 * 3.0 / 4.0;
+    let floor_one = 1.0 / x25519
+        + 1.0 / ed_verify
+        + ct_bytes / aes
+        + ct_bytes / sha1
+        + BULK_SIZE as f64 / sha512;
+    let floor = floor_one * BULK_MESSAGES as f64;
+    println!();
+    println!(
+        "bulk: {BULK_MESSAGES} × {} KiB decrypt+verify, one core: {wall:.2} s wall, {cpu:.2} s CPU ({:.0} µs/message)",
+        BULK_SIZE >> 10,
+        cpu / BULK_MESSAGES as f64 * 1e6
+    );
+    println!(
+        "openssl speed floor: X25519 {x25519:.0}/s, Ed25519 verify {ed_verify:.0}/s, AES-256-CFB {:.0} MB/s, SHA-1 {:.0} MB/s, SHA-512 {:.0} MB/s",
+        aes / 1e6,
+        sha1 / 1e6,
+        sha512 / 1e6
+    );
+    println!(
+        "floor per message {:.0} µs → {floor:.2} s for {BULK_MESSAGES}; Sealpost/floor = {:.2}×",
+        floor_one * 1e6,
+        cpu / floor
+    );
+}
+
+fn row(op: &str, size: &str, ours: Timing, gpg: Timing, sq: Timing) {
+    let both = |t: Timing| format!("{} / {}", fmt(t.wall), fmt(t.cpu));
+    let r = |t: Timing| t.cpu.as_secs_f64() / ours.cpu.as_secs_f64();
+    println!(
+        "| {op:<14} | {size:<7} | {:>21} | {:>21} | {:>21} | {:>11.1}× | {:>10.1}× |",
+        both(ours),
+        both(gpg),
+        both(sq),
+        r(gpg),
+        r(sq)
+    );
+}

@@ -1,0 +1,391 @@
+//! The user's key pair: generation, renewal, storage bytes, export and import.
+//!
+//! A [`KeyPair`] holds one OpenPGP certificate (v4, Cv25519) with its secret key material
+//! *unencrypted*: the vault of `sealpost-core` encrypts the bytes from
+//! [`KeyPair::to_secret_bytes`], which come out only as a wiping [`SecretVec`]. This crate
+//! never writes them anywhere.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use sealpost_crypto::SecretVec;
+use sequoia_openpgp as openpgp;
+
+use openpgp::cert::prelude::*;
+use openpgp::packet::signature::SignatureBuilder;
+use openpgp::packet::signature::subpacket::SubpacketTag;
+use openpgp::packet::{Packet, UserID};
+use openpgp::parse::Parse;
+use openpgp::serialize::{Serialize, SerializeInto};
+use openpgp::types::{Features, KeyFlags, RevocationStatus, SignatureType};
+use openpgp::{Cert, Fingerprint, Profile};
+
+use crate::{POLICY, Passphrase, PgpError};
+
+/// How long a new or renewed key is valid: two years.
+pub const KEY_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+
+/// [`KeyPair::renew_if_needed`] extends the expiry once it is this close: 60 days.
+pub const RENEW_WINDOW: Duration = Duration::from_secs(60 * 24 * 3600);
+
+/// The user's OpenPGP key pair: a certification-only primary key, a signing subkey and
+/// an encryption subkey, all secret parts held unencrypted in memory (Sequoia keeps
+/// them in its own wiping, encrypted-in-memory type).
+#[derive(Clone)]
+pub struct KeyPair {
+    /// Invariant: a TSK whose signing and encryption keys have unencrypted secrets.
+    tsk: Cert,
+}
+
+impl KeyPair {
+    /// Makes a new key for `name` and `addresses` (the first becomes the primary User
+    /// ID), created at `now`, valid for [`KEY_VALIDITY`]. v4 Cv25519 keys, so GnuPG 2.2
+    /// and Thunderbird read them (STACK.md §1.3).
+    pub fn generate(name: &str, addresses: &[&str], now: SystemTime) -> Result<Self, PgpError> {
+        if addresses.is_empty() {
+            return Err(PgpError::NoAddress);
+        }
+        let mut builder = CertBuilder::new()
+            .set_profile(Profile::RFC4880)
+            .map_err(PgpError::openpgp)?
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .set_creation_time(now)
+            .set_validity_period(Some(KEY_VALIDITY))
+            // Advertise SEIPDv1 only: Sequoia would also advertise SEIPDv2, and then mail
+            // between two Sealpost users would use v6 PKESKs and SEIPDv2, which GnuPG 2.2
+            // (and so a key exported to it) cannot read. SEIPDv2 is still *read*.
+            .set_features(Features::empty().set_seipdv1())
+            .map_err(PgpError::openpgp)?
+            .set_primary_key_flags(KeyFlags::empty().set_certification())
+            .add_signing_subkey()
+            .add_subkey(
+                KeyFlags::empty()
+                    .set_transport_encryption()
+                    .set_storage_encryption(),
+                None,
+                None,
+            );
+        for address in addresses {
+            let name = if name.trim().is_empty() {
+                None
+            } else {
+                Some(name.trim())
+            };
+            let uid = UserID::from_address(name, None, *address)
+                .map_err(|_| PgpError::InvalidAddress((*address).to_owned()))?;
+            // The address must survive normalisation, or it could never match a From.
+            if uid.email_normalized().ok().flatten().is_none() {
+                return Err(PgpError::InvalidAddress((*address).to_owned()));
+            }
+            builder = builder.add_userid(uid);
+        }
+        // The revocation certificate is not kept: the primary secret is, so the app can
+        // make one whenever the user asks.
+        let (tsk, _revocation) = builder.generate().map_err(PgpError::openpgp)?;
+        Self::checked(tsk, now)
+    }
+
+    /// Restores a key pair from the bytes [`KeyPair::to_secret_bytes`] produced (as the
+    /// vault returns them). Checks that signing and encryption secrets are present.
+    pub fn from_secret_bytes(bytes: &[u8], now: SystemTime) -> Result<Self, PgpError> {
+        let tsk = Cert::from_bytes(bytes).map_err(PgpError::openpgp)?;
+        Self::checked(tsk, now)
+    }
+
+    /// The whole key pair, secrets included and unencrypted, as binary OpenPGP, for the
+    /// vault to encrypt. Handled only as a wiping [`SecretVec`].
+    pub fn to_secret_bytes(&self) -> Result<SecretVec, PgpError> {
+        let mut out = Vec::new();
+        let written = self.tsk.as_tsk().serialize(&mut out);
+        let out = SecretVec::new(out);
+        written.map_err(PgpError::openpgp)?;
+        Ok(out)
+    }
+
+    /// The public certificate (no secret material).
+    pub fn cert(&self) -> Cert {
+        self.tsk.clone().strip_secret_key_material()
+    }
+
+    /// The certificate's fingerprint.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.tsk.fingerprint()
+    }
+
+    /// The public certificate, ASCII-armored (`-----BEGIN PGP PUBLIC KEY BLOCK-----`).
+    pub fn public_armored(&self) -> Result<String, PgpError> {
+        let bytes = self.cert().armored().to_vec().map_err(PgpError::openpgp)?;
+        String::from_utf8(bytes).map_err(PgpError::openpgp)
+    }
+
+    /// The public certificate, binary (what the key directory stores).
+    pub fn public_bytes(&self) -> Result<Vec<u8>, PgpError> {
+        self.cert().to_vec().map_err(PgpError::openpgp)
+    }
+
+    /// The e-mail addresses bound to the key at `now` (normalised, lower case).
+    pub fn addresses(&self, now: SystemTime) -> Vec<String> {
+        bound_addresses(&self.tsk, now)
+    }
+
+    /// When the primary key expires, as of `now` (`None`: never).
+    pub fn expiration(&self, now: SystemTime) -> Result<Option<SystemTime>, PgpError> {
+        let vc = self
+            .tsk
+            .with_policy(&POLICY, now)
+            .map_err(PgpError::openpgp)?;
+        Ok(vc.primary_key().key_expiration_time())
+    }
+
+    /// Extends the expiry of the primary key and of every non-revoked subkey to
+    /// `now + KEY_VALIDITY` when any of them expires within [`RENEW_WINDOW`] of `now`
+    /// (or already has). Returns whether it renewed. New self-signatures are dated `now`.
+    ///
+    /// The updated certificate must be stored again ([`KeyPair::to_secret_bytes`]) and
+    /// published so correspondents see the new expiry.
+    pub fn renew_if_needed(&mut self, now: SystemTime) -> Result<bool, PgpError> {
+        let vc = self
+            .tsk
+            .with_policy(&POLICY, now)
+            .map_err(PgpError::openpgp)?;
+        let horizon = now + RENEW_WINDOW;
+        let due = vc
+            .keys()
+            .revoked(false)
+            .any(|ka| ka.key_expiration_time().is_some_and(|t| t <= horizon));
+        if !due {
+            return Ok(false);
+        }
+        let new_expiry = now + KEY_VALIDITY;
+        let mut primary_signer = vc
+            .primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .map_err(|_| PgpError::PrimaryKeyUnavailable)?
+            .into_keypair()
+            .map_err(|_| PgpError::PrimaryKeyUnavailable)?;
+        let primary = vc.primary_key();
+        let period = |created: SystemTime| new_expiry.duration_since(created).ok();
+        let mut sigs: Vec<Packet> = Vec::new();
+
+        // The primary key: a new direct-key signature and a new binding for every User ID
+        // (the primary User ID's binding is what readers consult first).
+        // As Sequoia does: start from the direct-key signature, or else from the primary
+        // User ID's binding (GnuPG makes no direct-key signature), minus what only
+        // belongs on a User ID binding.
+        let template = match primary.direct_key_signature() {
+            Ok(sig) => SignatureBuilder::from(sig.clone()),
+            Err(_) => {
+                let mut template = SignatureBuilder::from(primary.binding_signature().clone());
+                let area = template.hashed_area_mut();
+                for tag in [
+                    SubpacketTag::ExportableCertification,
+                    SubpacketTag::Revocable,
+                    SubpacketTag::TrustSignature,
+                    SubpacketTag::RegularExpression,
+                    SubpacketTag::PrimaryUserID,
+                    SubpacketTag::SignersUserID,
+                    SubpacketTag::ReasonForRevocation,
+                    SubpacketTag::SignatureTarget,
+                    SubpacketTag::EmbeddedSignature,
+                ] {
+                    area.remove_all(tag);
+                }
+                template
+            }
+        };
+        let direct = template
+            .set_type(SignatureType::DirectKey)
+            .set_signature_creation_time(now)
+            .and_then(|b| b.set_key_validity_period(period(primary.key().creation_time())))
+            .and_then(|b| b.sign_direct_key(&mut primary_signer, None))
+            .map_err(PgpError::openpgp)?;
+        sigs.push(direct.into());
+        let primary_uid = vc.primary_userid().ok().map(|u| u.userid().clone());
+        for ua in vc.userids().revoked(false) {
+            let is_primary = primary_uid.as_ref() == Some(ua.userid());
+            let sig = SignatureBuilder::from(ua.binding_signature().clone())
+                .set_signature_creation_time(now)
+                .and_then(|b| b.set_key_validity_period(period(primary.key().creation_time())))
+                .and_then(|b| b.set_primary_userid(is_primary))
+                .and_then(|b| {
+                    b.sign_userid_binding(&mut primary_signer, primary.key(), ua.userid())
+                })
+                .map_err(PgpError::openpgp)?;
+            sigs.push(sig.into());
+        }
+
+        // Subkeys: signing-capable ones need a fresh back-signature made by the subkey.
+        for ka in vc.keys().subkeys().revoked(false) {
+            let mut builder = SignatureBuilder::from(ka.binding_signature().clone())
+                .set_signature_creation_time(now)
+                .and_then(|b| b.set_key_validity_period(period(ka.key().creation_time())))
+                .map_err(PgpError::openpgp)?;
+            if ka.for_signing() || ka.for_certification() || ka.for_authentication() {
+                let Ok(mut subkey_signer) = ka
+                    .key()
+                    .clone()
+                    .parts_into_secret()
+                    .and_then(|k| k.into_keypair())
+                else {
+                    // Without its secret the subkey cannot be re-bound; it will expire.
+                    continue;
+                };
+                let backsig = SignatureBuilder::new(SignatureType::PrimaryKeyBinding)
+                    .set_signature_creation_time(now)
+                    .and_then(|b| {
+                        b.sign_primary_key_binding(&mut subkey_signer, primary.key(), ka.key())
+                    })
+                    .map_err(PgpError::openpgp)?;
+                builder = builder
+                    .set_embedded_signature(backsig)
+                    .map_err(PgpError::openpgp)?;
+            }
+            let sig = builder
+                .sign_subkey_binding(&mut primary_signer, primary.key(), ka.key())
+                .map_err(PgpError::openpgp)?;
+            sigs.push(sig.into());
+        }
+
+        let (renewed, _) = self
+            .tsk
+            .clone()
+            .insert_packets(sigs)
+            .map_err(PgpError::openpgp)?;
+        self.tsk = Self::checked(renewed, now)?.tsk;
+        Ok(true)
+    }
+
+    /// Exports the key pair as an armored secret key (`-----BEGIN PGP PRIVATE KEY
+    /// BLOCK-----`) whose every secret is encrypted with a freshly generated
+    /// [`Passphrase`] (never the account password). Show the passphrase once.
+    pub fn export_protected(&self) -> Result<(String, Passphrase), PgpError> {
+        let passphrase = Passphrase::generate()?;
+        let password = passphrase.to_openpgp();
+        let mut locked: Vec<Packet> = Vec::new();
+        for ka in self.tsk.keys().secret() {
+            let key = ka
+                .key()
+                .clone()
+                .encrypt_secret(&password)
+                .map_err(PgpError::openpgp)?;
+            locked.push(if ka.primary() {
+                Packet::from(key.role_into_primary())
+            } else {
+                Packet::from(key.role_into_subordinate())
+            });
+        }
+        let (protected, _) = self
+            .tsk
+            .clone()
+            .insert_packets(locked)
+            .map_err(PgpError::openpgp)?;
+        let bytes = protected
+            .as_tsk()
+            .armored()
+            .to_vec()
+            .map_err(PgpError::openpgp)?;
+        let armored = String::from_utf8(bytes).map_err(PgpError::openpgp)?;
+        Ok((armored, passphrase))
+    }
+
+    /// Imports an existing OpenPGP secret key (armored or binary, such as
+    /// `gpg --export-secret-keys`) as the user's key. Protected secrets are unlocked with
+    /// `passphrase`. Refuses public keys, revoked or expired certificates, and keys
+    /// without a usable signing and encryption key with secret material.
+    pub fn import_secret(
+        data: &[u8],
+        passphrase: Option<&Passphrase>,
+        now: SystemTime,
+    ) -> Result<Self, PgpError> {
+        let certs: Vec<Cert> = openpgp::cert::CertParser::from_bytes(data)
+            .map_err(PgpError::openpgp)?
+            .collect::<openpgp::Result<Vec<Cert>>>()
+            .map_err(PgpError::openpgp)?;
+        let count = certs.len();
+        let Some(cert) = certs.into_iter().next().filter(|_| count == 1) else {
+            return Err(PgpError::CertificateCount(count));
+        };
+        if !cert.is_tsk() {
+            return Err(PgpError::NotASecretKey);
+        }
+        let mut unlocked: Vec<Packet> = Vec::new();
+        for ka in cert.keys().secret() {
+            if ka.key().has_unencrypted_secret() {
+                continue;
+            }
+            let password = passphrase.ok_or(PgpError::PassphraseNeeded)?.to_openpgp();
+            let key = ka
+                .key()
+                .clone()
+                .decrypt_secret(&password)
+                .map_err(|_| PgpError::WrongPassphrase)?;
+            unlocked.push(if ka.primary() {
+                Packet::from(key.role_into_primary())
+            } else {
+                Packet::from(key.role_into_subordinate())
+            });
+        }
+        let (cert, _) = cert.insert_packets(unlocked).map_err(PgpError::openpgp)?;
+        Self::checked(cert, now)
+    }
+
+    /// The full certificate with secrets, for signing and decrypting in this crate.
+    pub(crate) fn tsk(&self) -> &Cert {
+        &self.tsk
+    }
+
+    /// Checks the invariant: valid under the policy at `now`, alive, not revoked, with
+    /// a signing and an encryption key whose secrets are present and unencrypted.
+    fn checked(tsk: Cert, now: SystemTime) -> Result<Self, PgpError> {
+        if !tsk.is_tsk() {
+            return Err(PgpError::NotASecretKey);
+        }
+        let fingerprint = tsk.fingerprint().to_hex();
+        let vc = tsk.with_policy(&POLICY, now).map_err(PgpError::openpgp)?;
+        if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+            return Err(PgpError::Revoked { fingerprint });
+        }
+        if vc.alive().is_err() {
+            return Err(PgpError::Expired { fingerprint });
+        }
+        let usable = || {
+            vc.keys()
+                .unencrypted_secret()
+                .supported()
+                .alive()
+                .revoked(false)
+        };
+        if usable().for_signing().next().is_none() {
+            return Err(PgpError::NoSigningKey { fingerprint });
+        }
+        if usable()
+            .for_transport_encryption()
+            .for_storage_encryption()
+            .next()
+            .is_none()
+        {
+            return Err(PgpError::NoEncryptionKey { fingerprint });
+        }
+        Ok(Self { tsk })
+    }
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyPair({}, [secrets redacted])", self.tsk.fingerprint())
+    }
+}
+
+/// The normalised e-mail addresses of `cert`'s User IDs that are valid and not revoked
+/// at `now`.
+pub(crate) fn bound_addresses(cert: &Cert, now: SystemTime) -> Vec<String> {
+    let Ok(vc) = cert.with_policy(&POLICY, now) else {
+        return Vec::new();
+    };
+    vc.userids()
+        .revoked(false)
+        .filter_map(|ua| ua.userid().email_normalized().ok().flatten())
+        .collect()
+}

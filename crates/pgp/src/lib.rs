@@ -1,0 +1,142 @@
+//! Sealpost's OpenPGP core: the user's key pair, PGP/MIME encrypt-and-sign and
+//! decrypt-and-verify with protected headers, Autocrypt, key export and import.
+//! Pure and synchronous: no I/O, no clock (every function takes `now`), nothing stored.
+//!
+//! What it is not: it does not fetch keys, keep a keyring, or decide whom the user
+//! trusts. The caller passes the certificates it knows and says which are confirmed.
+//!
+//! # Reading order
+//!
+//! - [`key`]: [`KeyPair`], one v4 certificate per user: a certification-only primary
+//!   key, a signing subkey and an encryption subkey, Cv25519 (GnuPG 2.2 and Thunderbird
+//!   read v4, not v6: STACK.md §1.3). It advertises SEIPDv1 only, and the sender is
+//!   always a recipient, so Sealpost always writes SEIPDv1 (with MDC); it reads SEIPDv2
+//!   (AEAD) too. It expires after [`key::KEY_VALIDITY`] and
+//!   [`KeyPair::renew_if_needed`] extends it inside [`key::RENEW_WINDOW`]. Secrets stay
+//!   unencrypted inside the certificate and leave it only as a wiping
+//!   [`sealpost_crypto::SecretVec`] ([`KeyPair::to_secret_bytes`]) for the vault, or
+//!   encrypted under a generated [`Passphrase`] ([`KeyPair::export_protected`]).
+//! - [`message`]: [`encrypt`] (to several recipients and to self, signed, never
+//!   compressed) and [`decrypt`], which returns plaintext only after the whole message
+//!   was read and checked; [`SignatureStatus`] and the rules behind it.
+//! - [`mime`]: [`encrypt_mail`] builds a complete RFC 5322 message (RFC 3156 PGP/MIME,
+//!   protected headers, Subject `...` outside); [`open_mail`] reads any message.
+//! - [`autocrypt`]: the `Autocrypt:` header out and in.
+//! - [`quote`]: plain-text reply and forward quotes; an encrypted original cannot get a
+//!   plain reply.
+//!
+//! # Safety rules (EFAIL, signature spoofing)
+//!
+//! - No plaintext without integrity protection: SED packets (no MDC) are refused before
+//!   any key is used; a failed MDC/AEAD check fails the whole message; nothing is
+//!   returned before end of data; plaintext is capped at [`OpenContext::max_plaintext`]
+//!   (decompressed bytes count, so a compression bomb stops there).
+//! - Only the top of a message is decrypted or verified: the root MIME part, or the
+//!   single body of an old inline message. Encrypted or signed parts elsewhere are shown
+//!   as they are, never stitched with plain parts.
+//! - A signature counts only if it is the only one, covers the whole shown content, is
+//!   by a key valid and not revoked *now*, whose certificate binds every From address
+//!   shown (outer and protected). [`SignatureStatus::Verified`] also needs the caller to
+//!   have confirmed the certificate. File names and other metadata never change a status.
+//! - No panic on hostile input. Sequoia 2.4.2 itself panics on some truncated SEIPDv1
+//!   packets (an `unwrap` of a short read in its parser); [`decrypt`] catches that and
+//!   reports [`DecryptFailure::Malformed`]. This relies on panics unwinding, which is
+//!   the workspace's setting: do not build Sealpost with `panic = "abort"` until the
+//!   upstream bug is fixed.
+//!
+//! # Crypto backend
+//!
+//! Sequoia's `crypto-rust` backend (with `allow-experimental-crypto` and
+//! `allow-variable-time-crypto`), chosen once in the workspace manifest, because:
+//! - it builds the same on Windows, macOS and Linux with no system library (nettle
+//!   needs bindgen/libclang and has no OCB on Debian 12; OpenSSL and CNG differ per OS);
+//! - it was the fastest backend for encrypt+sign in STACK.md §1.1 (149 µs per 1 KiB
+//!   against 237 µs for OpenSSL and 767 µs for nettle, which reseeds its RNG per call),
+//!   and decrypts 10 MiB about as fast as the others (the SHA-1 with collision
+//!   detection of the MDC dominates there, not the backend);
+//! - its known weakness is RSA secret-key operations (RUSTSEC-2023-0071); Sealpost
+//!   generates only Curve25519 keys. An imported RSA key works but is then used by the
+//!   variable-time `rsa` crate on the user's own machine.
+//!
+//! `benches/pgp.rs` measures it again, in one run, against GnuPG 2.2.40 and `sq` 0.27
+//! (Sequoia 1.12 on nettle) on the same keys and data. On 2026-11-23, on the 2-core
+//! reference machine while two other builds were running (CPU time per operation):
+//!
+//! | operation      | size    | Sealpost  | gpg      | sq        |
+//! |----------------|---------|-----------|----------|-----------|
+//! | encrypt+sign   | 1 KiB   | 0.42 ms   | 7.5 ms   | 10.5 ms   |
+//! | decrypt+verify | 1 KiB   | 0.27 ms   | 11.0 ms  | 8.5 ms    |
+//! | encrypt+sign   | 10 MiB  | 122 ms    | 98 ms    | 230 ms    |
+//! | decrypt+verify | 10 MiB  | 129 ms    | 96 ms    | 230 ms    |
+//!
+//! In-process, small messages cost a fraction of starting either tool; for 10 MiB
+//! GnuPG's assembly AES and SHA-1 are about 25 % faster, and Sealpost is about twice as
+//! fast as `sq` on nettle. Bulk decrypt+verify of 10,000 × 4 KiB messages took 284 µs
+//! per message, 1.9× a floor of one X25519, one Ed25519 verification and the AES/SHA
+//! work at `openssl speed` rates.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::SystemTime;
+//! use sealpost_pgp::{EncryptionStatus, KeyPair, Mailbox, OpenContext, OutgoingMail,
+//!     SignatureStatus, encrypt_mail, open_mail};
+//!
+//! let now = SystemTime::now();
+//! let alice = KeyPair::generate("Alice", &["alice@example.org"], now)?;
+//! let bob = KeyPair::generate("Bob", &["bob@example.org"], now)?;
+//! let mail = OutgoingMail {
+//!     from: Mailbox::new("Alice", "alice@example.org"),
+//!     to: vec![Mailbox::new("Bob", "bob@example.org")],
+//!     cc: vec![],
+//!     subject: "Secret plans".into(),
+//!     text: "Meet at noon.".into(),
+//!     html: None,
+//!     attachments: vec![],
+//!     date: 1_700_000_000,
+//!     message_id: "1@example.org".into(),
+//!     in_reply_to: None,
+//!     autocrypt: None,
+//! };
+//! let raw = encrypt_mail(&mail, &alice, &[bob.cert()], now)?;
+//! assert!(!String::from_utf8_lossy(&raw).contains("Secret plans"));
+//!
+//! let known = [alice.cert()];
+//! let own = [bob];
+//! let opened = open_mail(&raw, &OpenContext::new(&own, &known, now))?;
+//! assert_eq!(opened.subject.as_deref(), Some("Secret plans"));
+//! assert_eq!(opened.encryption, EncryptionStatus::Encrypted);
+//! assert!(matches!(opened.signature, SignatureStatus::ValidUnconfirmed { .. }));
+//! # Ok::<(), sealpost_pgp::PgpError>(())
+//! ```
+
+pub mod autocrypt;
+pub mod error;
+pub mod key;
+pub mod message;
+pub mod mime;
+pub mod passphrase;
+pub mod quote;
+
+pub use autocrypt::{AutocryptKey, PreferEncrypt};
+pub use error::{DecryptFailure, PgpError};
+pub use key::KeyPair;
+pub use message::{
+    BadSignature, Decrypted, OpenContext, SignatureStatus, decrypt, encrypt, sign_detached,
+    verify_detached,
+};
+pub use mime::{
+    Attachment, EncryptionStatus, Mailbox, OpenedMail, OutgoingMail, PLACEHOLDER_SUBJECT,
+    encrypt_mail, open_mail,
+};
+pub use passphrase::Passphrase;
+pub use quote::{Protection, check_reply_protection, forward_quote, reply_quote};
+/// Re-exported so callers name the same certificate and fingerprint types.
+pub use sequoia_openpgp::{Cert, Fingerprint};
+
+use sequoia_openpgp::policy::StandardPolicy;
+
+/// The one OpenPGP policy used everywhere in this crate: Sequoia's standard policy
+/// (rejects SHA-1 data signatures, MD5, weak keys, ...). SED packets are refused by
+/// [`message::decrypt`] itself, before the policy is consulted.
+pub(crate) static POLICY: StandardPolicy<'static> = StandardPolicy::new();
