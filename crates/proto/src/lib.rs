@@ -24,11 +24,20 @@
 //! | `POST /v1/password/finish` | yes | [`PasswordFinish`] → `204` |
 //! | `POST /v1/recovery/start` | – | [`RecoveryStart`] → [`RecoveryStarted`] |
 //! | `POST /v1/recovery/finish` | – | [`RecoveryFinish`] → `204` |
+//! | `POST /v1/directory/claims` | yes | [`DirectoryClaim`] → [`DirectoryClaimed`] (a token is mailed to the address) |
+//! | `POST /v1/directory/confirm` | yes | [`DirectoryConfirm`] → [`DirectoryEntry`] |
+//! | `GET /v1/directory/keys/{address}` | – | → [`DirectoryEntry`] (`404` if none) |
+//! | `DELETE /v1/directory/keys/{address}` | yes | → `204` (only the publisher) |
 
 mod bytes;
+pub mod directory;
 mod user;
 
 pub use bytes::Bytes;
+pub use directory::{
+    DirectoryClaim, DirectoryClaimed, DirectoryConfirm, DirectoryEntry, EmailAddress,
+    EmailAddressError,
+};
 use serde::{Deserialize, Serialize};
 pub use user::{UserName, UserNameError};
 

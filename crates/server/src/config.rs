@@ -18,6 +18,14 @@
 //! [limits]
 //! max_failed_logins = 10
 //!
+//! [directory.smtp]                      # without it the key directory refuses claims (503)
+//! host = "smtp.example.org"             # the relay that mails the proof tokens
+//! port = 465
+//! security = "tls"                      # or "starttls" (then required)
+//! username = "directory@example.org"
+//! password_env = "SEALPOST_SMTP_PASSWORD"
+//! from = "directory@example.org"
+//!
 //! [tls]                                 # without it: plain HTTP (loopback, or behind a TLS proxy)
 //! cert = "/etc/sealpost/fullchain.pem"  # PEM, leaf first
 //! key = "/etc/sealpost/privkey.pem"     # PEM (PKCS#8, PKCS#1 or SEC1)
@@ -35,6 +43,7 @@ use crate::clock::SystemClock;
 use crate::hsm::Hsm;
 use crate::hsm::pkcs11::{Pkcs11Config, Pkcs11Hsm};
 use crate::hsm::software::SoftwareHsm;
+use crate::mailer::{SmtpMailer, SmtpRelayConfig};
 use crate::service::{Service, ServiceConfig};
 use crate::store::Store;
 use crate::store::postgres::PostgresStore;
@@ -60,6 +69,18 @@ pub struct Config {
     /// HTTPS; without it the server speaks plain HTTP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The key directory.
+    #[serde(default)]
+    pub directory: DirectoryConfig,
+}
+
+/// The key directory: how its proof mails leave.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// The SMTP relay; without one, claims are refused.
+    #[serde(default)]
+    pub smtp: Option<SmtpRelayConfig>,
 }
 
 /// The certificate and key for HTTPS, as PEM files.
@@ -187,6 +208,7 @@ impl Config {
             },
             limits: Limits::default(),
             tls: None,
+            directory: DirectoryConfig::default(),
         }
     }
 
@@ -272,9 +294,15 @@ pub fn open_hsm(config: &HsmConfig) -> anyhow::Result<Arc<dyn Hsm>> {
 pub async fn app(config: &Config) -> anyhow::Result<axum::Router> {
     let store = open_store(&config.store).await?;
     let hsm = open_hsm(&config.hsm)?;
-    let service = Service::new(config.service_config(), store, hsm, Arc::new(SystemClock))
+    let mut service = Service::new(config.service_config(), store, hsm, Arc::new(SystemClock))
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+    if let Some(relay) = &config.directory.smtp {
+        let password = secret_env(&relay.password_env, "the SMTP relay password")?;
+        let mailer = SmtpMailer::new(relay, sealpost_mail::Secret::new(password.as_str()))?;
+        tracing::info!(relay = %relay.host, "key directory: proof mails go through the relay");
+        service = service.with_mailer(Arc::new(mailer));
+    }
     Ok(crate::routes::router(Arc::new(service)))
 }
 

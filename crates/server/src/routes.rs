@@ -40,6 +40,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/password/finish", post(password_finish))
         .route("/v1/recovery/start", post(recovery_start))
         .route("/v1/recovery/finish", post(recovery_finish))
+        .route("/v1/directory/claims", post(claim_key))
+        .route("/v1/directory/confirm", post(confirm_key))
+        .route(
+            "/v1/directory/keys/{address}",
+            get(lookup_key).delete(unpublish_key),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(check_version))
@@ -260,6 +266,45 @@ async fn recovery_finish(
     ApiJson(req): ApiJson<proto::RecoveryFinish>,
 ) -> Result<StatusCode, ServerError> {
     s.recovery_finish(req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn claim_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<proto::DirectoryClaim>,
+) -> Result<(StatusCode, Json<proto::DirectoryClaimed>), ServerError> {
+    s.claim_key(&caller, req)
+        .await
+        .map(|claimed| (StatusCode::ACCEPTED, Json(claimed)))
+}
+
+async fn confirm_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<proto::DirectoryConfirm>,
+) -> Result<Json<proto::DirectoryEntry>, ServerError> {
+    s.confirm_key(&caller, req).await.map(Json)
+}
+
+async fn lookup_key(
+    State(s): State<AppState>,
+    Source(ip): Source,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<Json<proto::DirectoryEntry>, ServerError> {
+    // A path that does not even decode is a bad address too.
+    let address = address.map_or_else(|_| String::new(), |Path(a)| a);
+    s.lookup_key(ip, &address).await.map(Json)
+}
+
+async fn unpublish_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    address: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ServerError> {
+    let address = address.map_or_else(|_| String::new(), |Path(a)| a);
+    s.unpublish_key(&caller, &address)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }

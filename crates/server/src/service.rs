@@ -20,7 +20,11 @@ use crate::clock::Clock;
 use crate::error::ServerError;
 use crate::hsm::Hsm;
 use crate::limit::RateLimiter;
-use crate::store::{Charge, Credentials, LoginState, NewAccount, Session, Store};
+use crate::mailer::{self, Mailer};
+use crate::store::{
+    Charge, ClaimOutcome, Credentials, DirectoryClaimRow, DirectoryKey, LoginState, NewAccount,
+    Session, Store,
+};
 
 /// Tunables of the service.
 #[derive(Debug, Clone)]
@@ -31,6 +35,12 @@ pub struct ServiceConfig {
     pub session_ttl: i64,
     /// Lifetime of a pending login or registration, seconds.
     pub pending_ttl: i64,
+    /// Lifetime of a directory proof token, seconds (mail can be slow).
+    pub directory_claim_ttl: i64,
+    /// Live directory claims a user may have at once.
+    pub directory_claims_per_user: i64,
+    /// Live directory claims an address may have at once (nobody floods a mailbox).
+    pub directory_claims_per_address: i64,
     /// Failed logins before an account locks.
     pub max_failed_logins: i64,
     /// Per-source rate limit for unauthenticated starts: sustained per second.
@@ -45,6 +55,9 @@ impl Default for ServiceConfig {
             server_id: "sealpost".to_owned(),
             session_ttl: 12 * 3600,
             pending_ttl: 120,
+            directory_claim_ttl: 24 * 3600,
+            directory_claims_per_user: 5,
+            directory_claims_per_address: 3,
             max_failed_logins: 10,
             rate_per_second: 5.0,
             rate_burst: 30.0,
@@ -71,6 +84,8 @@ pub struct Service {
     keys: ServerKeys,
     clock: Arc<dyn Clock>,
     limiter: RateLimiter,
+    /// Sends the directory's proof mails; without one, claims are refused.
+    mailer: Option<Arc<dyn Mailer>>,
 }
 
 const SERVER_KEY_NAME: &str = "opaque-ake-private-key";
@@ -140,6 +155,71 @@ fn opaque_bad(e: opaque::OpaqueError) -> ServerError {
     ServerError::bad_request("bad_opaque_message", e.to_string())
 }
 
+fn too_many_claims(message: &str) -> ServerError {
+    ServerError {
+        status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+        code: "too_many_claims",
+        message: format!("{message}; wait for them to arrive or expire"),
+    }
+}
+
+fn no_key() -> ServerError {
+    ServerError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: "no_key",
+        message: "no key is published for this address".into(),
+    }
+}
+
+fn email(raw: &str) -> Result<proto::EmailAddress, ServerError> {
+    proto::EmailAddress::parse(raw)
+        .map_err(|e| ServerError::bad_request("bad_address", e.to_string()))
+}
+
+fn entry(key: DirectoryKey) -> Result<proto::DirectoryEntry, ServerError> {
+    Ok(proto::DirectoryEntry {
+        address: email(&key.address)?,
+        cert: Bytes(key.cert),
+        published_at: key.published_at,
+    })
+}
+
+/// A token for a proof mail: 256 random bits as hex (typed by nobody, but a person may
+/// read it in the mail).
+fn directory_token() -> Result<String, ServerError> {
+    let bytes = SecretBytes::<32>::random().map_err(|e| ServerError::internal("rng", e))?;
+    Ok(bytes.expose().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A certificate the directory takes: present, not too big, and starting with a public
+/// key packet (tag 6, old or new packet format). A secret key (tag 5) is refused with
+/// its own message: publishing one would be a disaster. The client checks the rest
+/// (the User ID for the address) on every lookup, as it must not trust the server.
+fn check_cert(cert: &[u8]) -> Result<(), ServerError> {
+    let bad = |m: &str| ServerError::bad_request("bad_cert", m.to_owned());
+    if cert.is_empty() || cert.len() > proto::directory::MAX_CERT_BYTES {
+        return Err(bad(&format!(
+            "the certificate must have 1 to {} bytes",
+            proto::directory::MAX_CERT_BYTES
+        )));
+    }
+    let first = cert.first().copied().unwrap_or(0);
+    let tag = match first & 0xC0 {
+        0xC0 => first & 0x3F,
+        0x80 => (first >> 2) & 0x0F,
+        _ => return Err(bad("not a binary OpenPGP certificate")),
+    };
+    match tag {
+        6 => Ok(()),
+        5 => Err(bad(
+            "that is a secret key; publish only the public certificate",
+        )),
+        _ => Err(bad(
+            "not an OpenPGP certificate (it must start with a public key)",
+        )),
+    }
+}
+
 /// SHA-256 of a bearer token: what the store keeps.
 pub fn token_hash(token: &[u8]) -> Vec<u8> {
     Sha256::digest(token).to_vec()
@@ -183,7 +263,15 @@ impl Service {
             keys,
             clock,
             limiter,
+            mailer: None,
         })
+    }
+
+    /// The service with a relay for the key directory's proof mails.
+    #[must_use]
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// What the server says about itself.
@@ -787,6 +875,138 @@ impl Service {
         self.store.delete_sessions_except(&pending.user, "").await?;
         tracing::info!(user = %pending.user, "account recovered with the recovery code");
         Ok(())
+    }
+
+    // ------------------------------------------------------------ key directory
+
+    /// Claims `address` for a certificate: stores the claim and mails a token to the
+    /// address. Nothing is published until the token comes back
+    /// ([`Service::confirm_key`]) from the same account.
+    pub async fn claim_key(
+        &self,
+        caller: &Caller,
+        req: proto::DirectoryClaim,
+    ) -> Result<proto::DirectoryClaimed, ServerError> {
+        let Some(mailer) = &self.mailer else {
+            return Err(ServerError {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                code: "directory_unavailable",
+                message: "this server has no mail relay configured, so it cannot prove \
+                          addresses for the key directory"
+                    .into(),
+            });
+        };
+        check_cert(req.cert.as_slice())?;
+        let token = directory_token()?;
+        let now = self.clock.now();
+        let expires_at = now + self.config.directory_claim_ttl;
+        let claim = DirectoryClaimRow {
+            token_hash: token_hash(token.as_bytes()),
+            user: caller.user.clone(),
+            address: req.address.as_str().to_owned(),
+            cert: req.cert.0,
+            expires_at,
+        };
+        let token_hash = claim.token_hash.clone();
+        match self
+            .store
+            .put_directory_claim(
+                claim,
+                now,
+                self.config.directory_claims_per_user,
+                self.config.directory_claims_per_address,
+            )
+            .await?
+        {
+            ClaimOutcome::Stored => {}
+            ClaimOutcome::TooManyForUser => {
+                return Err(too_many_claims(
+                    "this account has too many addresses waiting for their proof mail",
+                ));
+            }
+            ClaimOutcome::TooManyForAddress => {
+                return Err(too_many_claims(
+                    "this address has too many proof mails on their way already",
+                ));
+            }
+        }
+        let message = mailer::proof_message(
+            mailer.sender(),
+            &req.address,
+            &token,
+            &self.config.server_id,
+            expires_at,
+        )
+        .map_err(|e| ServerError::internal("proof mail", e))?;
+        if let Err(e) = mailer.send(&req.address, &message).await {
+            tracing::warn!(error = %e, "could not send a directory proof mail");
+            self.store.delete_directory_claim(&token_hash).await?;
+            return Err(ServerError {
+                status: axum::http::StatusCode::BAD_GATEWAY,
+                code: "mail_not_sent",
+                message: "the proof mail could not be sent; try again later".into(),
+            });
+        }
+        tracing::info!(user = %caller.user, "directory claim mailed");
+        Ok(proto::DirectoryClaimed { expires_at })
+    }
+
+    /// Confirms a claim with the token from its proof mail, publishing its certificate.
+    pub async fn confirm_key(
+        &self,
+        caller: &Caller,
+        req: proto::DirectoryConfirm,
+    ) -> Result<proto::DirectoryEntry, ServerError> {
+        let unknown = || ServerError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            code: "unknown_token",
+            message: "no claim of this account has this token (mistyped, used, or expired)".into(),
+        };
+        let token = req.token.trim();
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(unknown());
+        }
+        let token = token.to_ascii_lowercase();
+        let key = self
+            .store
+            .confirm_directory_claim(
+                &token_hash(token.as_bytes()),
+                &caller.user,
+                self.clock.now(),
+            )
+            .await?
+            .ok_or_else(unknown)?;
+        tracing::info!(user = %caller.user, "directory key published");
+        entry(key)
+    }
+
+    /// The certificate published for `address`. Rate-limited like other
+    /// unauthenticated calls.
+    pub async fn lookup_key(
+        &self,
+        source: IpAddr,
+        address: &str,
+    ) -> Result<proto::DirectoryEntry, ServerError> {
+        self.limit(source)?;
+        let address = email(address)?;
+        match self.store.directory_key(address.as_str()).await? {
+            Some(key) => entry(key),
+            None => Err(no_key()),
+        }
+    }
+
+    /// Removes the caller's entry for `address`.
+    pub async fn unpublish_key(&self, caller: &Caller, address: &str) -> Result<(), ServerError> {
+        let address = email(address)?;
+        if self
+            .store
+            .delete_directory_key(&caller.user, address.as_str())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(no_key())
+        }
     }
 }
 

@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use sealpost_server::store::{
-    Account, Charge, CompletedLogin, Credentials, Device, LoginState, NewAccount, PostgresStore,
-    Session, SqliteStore, Store, StoreError,
+    Account, Charge, ClaimOutcome, CompletedLogin, Credentials, Device, DirectoryClaimRow,
+    DirectoryKey, LoginState, NewAccount, PostgresStore, Session, SqliteStore, Store, StoreError,
 };
 use sealpost_testkit::postgres::PostgresCluster;
 use tempfile::TempDir;
@@ -136,6 +136,8 @@ conformance!(
     completing_a_login_consumes_it_once_and_resets_the_counter,
     completing_a_login_has_one_winner_under_concurrency,
     a_failing_write_does_not_spoil_the_writes_beside_it,
+    directory_claims_are_limited_and_confirmed_once_by_their_owner,
+    directory_claim_limits_are_exact_under_concurrency,
     devices_are_upserted_and_listed_in_id_order,
     sessions_expire_and_die_with_their_device,
     delete_sessions_except_keeps_one_device,
@@ -755,6 +757,151 @@ async fn a_failing_write_does_not_spoil_the_writes_beside_it(db: &Db) {
         s.settings("alice").await.unwrap(),
         Some((1, b"settings of alice".to_vec()))
     );
+}
+
+fn claim(token: u8, user: &str, address: &str, expires_at: i64) -> DirectoryClaimRow {
+    DirectoryClaimRow {
+        token_hash: vec![token; 32],
+        user: user.to_owned(),
+        address: address.to_owned(),
+        cert: format!("cert of {user} for {address}").into_bytes(),
+        expires_at,
+    }
+}
+
+async fn directory_claims_are_limited_and_confirmed_once_by_their_owner(db: &Db) {
+    let s = db.open().await;
+    for user in ["alice", "bob"] {
+        s.create_account(new_account(user)).await.unwrap();
+    }
+    let put = |c: DirectoryClaimRow| {
+        let s = s.clone();
+        async move { s.put_directory_claim(c, NOW, 2, 2).await.unwrap() }
+    };
+    // An expired claim counts for nothing.
+    assert_eq!(
+        put(claim(9, "alice", "a@x.org", NOW - 1)).await,
+        ClaimOutcome::Stored
+    );
+    assert_eq!(
+        put(claim(1, "alice", "a@x.org", NOW + 60)).await,
+        ClaimOutcome::Stored
+    );
+    assert_eq!(
+        put(claim(2, "alice", "b@x.org", NOW + 60)).await,
+        ClaimOutcome::Stored
+    );
+    assert_eq!(
+        put(claim(3, "alice", "c@x.org", NOW + 60)).await,
+        ClaimOutcome::TooManyForUser
+    );
+    assert_eq!(
+        put(claim(4, "bob", "a@x.org", NOW + 60)).await,
+        ClaimOutcome::Stored
+    );
+    assert_eq!(
+        put(claim(5, "bob", "a@x.org", NOW + 60)).await,
+        ClaimOutcome::TooManyForAddress
+    );
+    assert!(matches!(
+        s.put_directory_claim(claim(6, "nobody", "n@x.org", NOW + 60), NOW, 2, 2)
+            .await,
+        Err(StoreError::NoAccount)
+    ));
+
+    // Someone else's token does nothing, and leaves the claim for its owner.
+    assert_eq!(
+        s.confirm_directory_claim(&[1; 32], "bob", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    let alice = DirectoryKey {
+        address: "a@x.org".into(),
+        user: "alice".into(),
+        cert: b"cert of alice for a@x.org".to_vec(),
+        published_at: NOW,
+    };
+    assert_eq!(
+        s.confirm_directory_claim(&[1; 32], "alice", NOW)
+            .await
+            .unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        s.confirm_directory_claim(&[1; 32], "alice", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.directory_key("a@x.org").await.unwrap(), Some(alice));
+    assert_eq!(s.directory_key("A@x.org").await.unwrap(), None);
+    // An expired token does nothing.
+    assert_eq!(
+        s.confirm_directory_claim(&[9; 32], "alice", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    // Proving the address again wins: bob takes it over.
+    s.confirm_directory_claim(&[4; 32], "bob", NOW + 5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.directory_key("a@x.org").await.unwrap().unwrap().user,
+        "bob"
+    );
+    // Only the publisher removes an entry.
+    assert!(!s.delete_directory_key("alice", "a@x.org").await.unwrap());
+    assert!(s.delete_directory_key("bob", "a@x.org").await.unwrap());
+    assert_eq!(s.directory_key("a@x.org").await.unwrap(), None);
+    // A claim whose mail failed is withdrawn; prune drops the expired ones.
+    s.delete_directory_claim(&[2; 32]).await.unwrap();
+    assert_eq!(
+        s.confirm_directory_claim(&[2; 32], "alice", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        put(claim(7, "alice", "d@x.org", NOW + 60)).await,
+        ClaimOutcome::Stored
+    );
+    s.prune(NOW).await.unwrap();
+    assert_eq!(
+        s.confirm_directory_claim(&[7; 32], "alice", NOW)
+            .await
+            .unwrap()
+            .map(|k| k.address),
+        Some("d@x.org".into())
+    );
+}
+
+async fn directory_claim_limits_are_exact_under_concurrency(db: &Db) {
+    let (a, b) = (db.open().await, db.open().await);
+    for user in ["alice", "bob"] {
+        a.create_account(new_account(user)).await.unwrap();
+    }
+    // 20 claims by alice at once (limit 5 per user), 20 by bob for one address (limit 3).
+    let answers = race(&a, &b, 40, |i, s| async move {
+        let token = u8::try_from(i).unwrap();
+        let c = if i < 20 {
+            claim(token, "alice", &format!("alice{i}@x.org"), NOW + 60)
+        } else {
+            claim(token, "bob", "shared@x.org", NOW + 60)
+        };
+        s.put_directory_claim(c, NOW, 5, 3).await.unwrap()
+    })
+    .await;
+    let stored = |range: std::ops::Range<usize>| {
+        answers
+            .iter()
+            .filter(|(i, o)| range.contains(i) && *o == ClaimOutcome::Stored)
+            .count()
+    };
+    assert_eq!(stored(0..20), 5);
+    assert_eq!(stored(20..40), 3);
 }
 
 async fn devices_are_upserted_and_listed_in_id_order(db: &Db) {

@@ -123,6 +123,45 @@ pub struct CompletedLogin {
     pub settings: Vec<u8>,
 }
 
+/// A claim on an address for the key directory, waiting for its mailed token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryClaimRow {
+    /// SHA-256 of the token mailed to the address.
+    pub token_hash: Vec<u8>,
+    /// Who claims the address.
+    pub user: String,
+    /// The normalised address.
+    pub address: String,
+    /// The certificate to publish (public).
+    pub cert: Vec<u8>,
+    /// Unix seconds after which the token no longer works.
+    pub expires_at: i64,
+}
+
+/// A published directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryKey {
+    /// The proven, normalised address.
+    pub address: String,
+    /// Who proved it.
+    pub user: String,
+    /// The certificate.
+    pub cert: Vec<u8>,
+    /// When the address was proven, Unix seconds.
+    pub published_at: i64,
+}
+
+/// The answer to a directory claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// Stored: the token may be mailed.
+    Stored,
+    /// The user has this many live claims already.
+    TooManyForUser,
+    /// The address has this many live claims already (nobody may flood a mailbox).
+    TooManyForAddress,
+}
+
 /// A signed-in device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
@@ -262,7 +301,37 @@ pub trait Store: Send + Sync + 'static {
     async fn put_settings(&self, user: &str, expected: i64, blob: &[u8])
     -> Result<i64, StoreError>;
 
-    /// Deletes expired sessions and login states.
+    /// Stores a directory claim unless, counting live claims at `now`, its user has
+    /// `per_user` or its address has `per_address` already; one transaction.
+    async fn put_directory_claim(
+        &self,
+        claim: DirectoryClaimRow,
+        now: i64,
+        per_user: i64,
+        per_address: i64,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Deletes a claim (its mail could not be sent).
+    async fn delete_directory_claim(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+
+    /// Confirms a claim in one transaction: takes the claim with this token hash if it
+    /// is `user`'s and alive at `now`, and publishes its certificate for its address
+    /// (replacing whatever was there: proving the address again wins). `None`, and
+    /// nothing changed, if there is no such claim.
+    async fn confirm_directory_claim(
+        &self,
+        token_hash: &[u8],
+        user: &str,
+        now: i64,
+    ) -> Result<Option<DirectoryKey>, StoreError>;
+
+    /// The entry for a normalised address.
+    async fn directory_key(&self, address: &str) -> Result<Option<DirectoryKey>, StoreError>;
+
+    /// Removes `user`'s entry for `address`; whether there was one.
+    async fn delete_directory_key(&self, user: &str, address: &str) -> Result<bool, StoreError>;
+
+    /// Deletes expired sessions, login states and directory claims.
     async fn prune(&self, now: i64) -> Result<(), StoreError>;
 }
 

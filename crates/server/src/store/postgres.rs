@@ -32,8 +32,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    Account, Charge, CompletedLogin, Credentials, Device, LoginState, NewAccount, Session, Store,
-    StoreError,
+    Account, Charge, ClaimOutcome, CompletedLogin, Credentials, Device, DirectoryClaimRow,
+    DirectoryKey, LoginState, NewAccount, Session, Store, StoreError,
 };
 
 /// Connections per store (per server process) unless told otherwise.
@@ -98,6 +98,22 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX sessions_by_device ON sessions (user_name, device_id);
      CREATE INDEX sessions_by_expiry ON sessions (expires_at);"#,
+    // 2: the key directory: claims waiting for their mailed token, and published keys.
+    r#"CREATE TABLE directory_claims (
+         token_hash        BYTEA  NOT NULL PRIMARY KEY,
+         user_name         TEXT COLLATE "C" NOT NULL REFERENCES accounts (user_name),
+         address           TEXT COLLATE "C" NOT NULL,
+         cert              BYTEA  NOT NULL,
+         expires_at        BIGINT NOT NULL
+     );
+     CREATE INDEX directory_claims_by_user ON directory_claims (user_name);
+     CREATE INDEX directory_claims_by_address ON directory_claims (address);
+     CREATE TABLE directory_keys (
+         address           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+         user_name         TEXT COLLATE "C" NOT NULL REFERENCES accounts (user_name),
+         cert              BYTEA  NOT NULL,
+         published_at      BIGINT NOT NULL
+     );"#,
 ];
 
 /// The server's state in a PostgreSQL database shared by any number of server processes.
@@ -888,6 +904,169 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn put_directory_claim(
+        &self,
+        claim: DirectoryClaimRow,
+        now: i64,
+        per_user: i64,
+        per_address: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        // Counting and inserting must not interleave with another claim by the same user
+        // or for the same address: the account row and a lock keyed by the address
+        // serialise them (released at commit).
+        let account = tx
+            .prepare_cached("SELECT 1 FROM accounts WHERE user_name = $1 FOR UPDATE")
+            .await
+            .map_err(pg)?;
+        if tx
+            .query_opt(&account, &[&claim.user])
+            .await
+            .map_err(pg)?
+            .is_none()
+        {
+            return Err(StoreError::NoAccount);
+        }
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&claim.address],
+        )
+        .await
+        .map_err(pg)?;
+        let count = tx
+            .prepare_cached(
+                "SELECT count(*) FILTER (WHERE user_name = $1),
+                        count(*) FILTER (WHERE address = $2)
+                 FROM directory_claims
+                 WHERE (user_name = $1 OR address = $2) AND expires_at >= $3",
+            )
+            .await
+            .map_err(pg)?;
+        let row = tx
+            .query_one(&count, &[&claim.user, &claim.address, &now])
+            .await
+            .map_err(pg)?;
+        let (by_user, by_address): (i64, i64) =
+            (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
+        if by_user >= per_user {
+            return Ok(ClaimOutcome::TooManyForUser);
+        }
+        if by_address >= per_address {
+            return Ok(ClaimOutcome::TooManyForAddress);
+        }
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO directory_claims (token_hash, user_name, address, cert, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(
+            &insert,
+            &[
+                &claim.token_hash,
+                &claim.user,
+                &claim.address,
+                &claim.cert,
+                &claim.expires_at,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(ClaimOutcome::Stored)
+    }
+
+    async fn delete_directory_claim(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM directory_claims WHERE token_hash = $1")
+            .await
+            .map_err(pg)?;
+        client.execute(&stmt, &[&token_hash]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn confirm_directory_claim(
+        &self,
+        token_hash: &[u8],
+        user: &str,
+        now: i64,
+    ) -> Result<Option<DirectoryKey>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let take = tx
+            .prepare_cached(
+                "DELETE FROM directory_claims
+                 WHERE token_hash = $1 AND user_name = $2 AND expires_at >= $3
+                 RETURNING address, cert",
+            )
+            .await
+            .map_err(pg)?;
+        let Some(row) = tx
+            .query_opt(&take, &[&token_hash, &user, &now])
+            .await
+            .map_err(pg)?
+        else {
+            return Ok(None);
+        };
+        let (address, cert): (String, Vec<u8>) =
+            (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
+        let publish = tx
+            .prepare_cached(
+                "INSERT INTO directory_keys (address, user_name, cert, published_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (address) DO UPDATE SET user_name = excluded.user_name,
+                     cert = excluded.cert, published_at = excluded.published_at",
+            )
+            .await
+            .map_err(pg)?;
+        tx.execute(&publish, &[&address, &user, &cert, &now])
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(Some(DirectoryKey {
+            address,
+            user: user.to_owned(),
+            cert,
+            published_at: now,
+        }))
+    }
+
+    async fn directory_key(&self, address: &str) -> Result<Option<DirectoryKey>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT address, user_name, cert, published_at FROM directory_keys
+                 WHERE address = $1",
+            )
+            .await
+            .map_err(pg)?;
+        let Some(row) = client.query_opt(&stmt, &[&address]).await.map_err(pg)? else {
+            return Ok(None);
+        };
+        Ok(Some(DirectoryKey {
+            address: row.try_get(0).map_err(pg)?,
+            user: row.try_get(1).map_err(pg)?,
+            cert: row.try_get(2).map_err(pg)?,
+            published_at: row.try_get(3).map_err(pg)?,
+        }))
+    }
+
+    async fn delete_directory_key(&self, user: &str, address: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM directory_keys WHERE address = $1 AND user_name = $2")
+            .await
+            .map_err(pg)?;
+        Ok(client
+            .execute(&stmt, &[&address, &user])
+            .await
+            .map_err(pg)?
+            > 0)
+    }
+
     async fn prune(&self, now: i64) -> Result<(), StoreError> {
         let client = self.client().await?;
         let sessions = client
@@ -900,6 +1079,11 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         client.execute(&states, &[&now]).await.map_err(pg)?;
+        let claims = client
+            .prepare_cached("DELETE FROM directory_claims WHERE expires_at < $1")
+            .await
+            .map_err(pg)?;
+        client.execute(&claims, &[&now]).await.map_err(pg)?;
         Ok(())
     }
 }

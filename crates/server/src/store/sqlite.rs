@@ -51,8 +51,8 @@ use rusqlite::{
 };
 
 use super::{
-    Account, Charge, CompletedLogin, Credentials, Device, LoginState, NewAccount, Session, Store,
-    StoreError,
+    Account, Charge, ClaimOutcome, CompletedLogin, Credentials, Device, DirectoryClaimRow,
+    DirectoryKey, LoginState, NewAccount, Session, Store, StoreError,
 };
 
 /// How long a statement waits for another connection's (or process's) write lock.
@@ -116,6 +116,22 @@ const MIGRATIONS: &[&str] = &[
     // 2: pending logins live for minutes, so the table stays small and pruning it can
     // scan; without the index each login writes two fewer pages to the WAL.
     "DROP INDEX login_states_by_expiry;",
+    // 3: the key directory: claims waiting for their mailed token, and published keys.
+    "CREATE TABLE directory_claims (
+         token_hash        BLOB    NOT NULL PRIMARY KEY,
+         user_name         TEXT    NOT NULL REFERENCES accounts (user_name),
+         address           TEXT    NOT NULL,
+         cert              BLOB    NOT NULL,
+         expires_at        INTEGER NOT NULL
+     ) STRICT;
+     CREATE INDEX directory_claims_by_user ON directory_claims (user_name);
+     CREATE INDEX directory_claims_by_address ON directory_claims (address);
+     CREATE TABLE directory_keys (
+         address           TEXT    NOT NULL PRIMARY KEY,
+         user_name         TEXT    NOT NULL REFERENCES accounts (user_name),
+         cert              BLOB    NOT NULL,
+         published_at      INTEGER NOT NULL
+     ) STRICT;",
 ];
 
 /// The server's state in one SQLite file (the embedded, single-machine default).
@@ -1012,6 +1028,137 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_directory_claim(
+        &self,
+        claim: DirectoryClaimRow,
+        now: i64,
+        per_user: i64,
+        per_address: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.write(move |c| {
+            let live = |column: &str, value: &str| -> Result<i64, StoreError> {
+                c.prepare_cached(&format!(
+                    "SELECT count(*) FROM directory_claims WHERE {column} = ?1 AND expires_at >= ?2"
+                ))
+                .db()?
+                .query_row(params![value, now], |r| r.get(0))
+                .db()
+            };
+            if live("user_name", &claim.user)? >= per_user {
+                return Ok(ClaimOutcome::TooManyForUser);
+            }
+            if live("address", &claim.address)? >= per_address {
+                return Ok(ClaimOutcome::TooManyForAddress);
+            }
+            if !account_exists(c, &claim.user)? {
+                return Err(StoreError::NoAccount);
+            }
+            c.prepare_cached(
+                "INSERT INTO directory_claims (token_hash, user_name, address, cert, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .db()?
+            .execute(params![
+                claim.token_hash,
+                claim.user,
+                claim.address,
+                claim.cert,
+                claim.expires_at
+            ])
+            .db()?;
+            Ok(ClaimOutcome::Stored)
+        })
+        .await
+    }
+
+    async fn delete_directory_claim(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_vec();
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM directory_claims WHERE token_hash = ?1")
+                .db()?
+                .execute(params![token_hash])
+                .db()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn confirm_directory_claim(
+        &self,
+        token_hash: &[u8],
+        user: &str,
+        now: i64,
+    ) -> Result<Option<DirectoryKey>, StoreError> {
+        let (token_hash, user) = (token_hash.to_vec(), user.to_owned());
+        self.write(move |c| {
+            let taken: Option<(String, Vec<u8>)> = c
+                .prepare_cached(
+                    "DELETE FROM directory_claims
+                     WHERE token_hash = ?1 AND user_name = ?2 AND expires_at >= ?3
+                     RETURNING address, cert",
+                )
+                .db()?
+                .query_row(params![token_hash, user, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .db()?;
+            let Some((address, cert)) = taken else {
+                return Ok(None);
+            };
+            c.prepare_cached(
+                "INSERT INTO directory_keys (address, user_name, cert, published_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (address) DO UPDATE SET user_name = excluded.user_name,
+                     cert = excluded.cert, published_at = excluded.published_at",
+            )
+            .db()?
+            .execute(params![address, user, cert, now])
+            .db()?;
+            Ok(Some(DirectoryKey {
+                address,
+                user,
+                cert,
+                published_at: now,
+            }))
+        })
+        .await
+    }
+
+    async fn directory_key(&self, address: &str) -> Result<Option<DirectoryKey>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT address, user_name, cert, published_at FROM directory_keys
+                 WHERE address = ?1",
+            )
+            .db()?
+            .query_row(params![address], |r| {
+                Ok(DirectoryKey {
+                    address: r.get(0)?,
+                    user: r.get(1)?,
+                    cert: r.get(2)?,
+                    published_at: r.get(3)?,
+                })
+            })
+            .optional()
+            .db()
+        })
+        .await
+    }
+
+    async fn delete_directory_key(&self, user: &str, address: &str) -> Result<bool, StoreError> {
+        let (user, address) = (user.to_owned(), address.to_owned());
+        self.write(move |c| {
+            let deleted = c
+                .prepare_cached("DELETE FROM directory_keys WHERE address = ?1 AND user_name = ?2")
+                .db()?
+                .execute(params![address, user])
+                .db()?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
     async fn prune(&self, now: i64) -> Result<(), StoreError> {
         self.write(move |c| {
             c.prepare_cached("DELETE FROM sessions WHERE expires_at < ?1")
@@ -1019,6 +1166,10 @@ impl Store for SqliteStore {
                 .execute(params![now])
                 .db()?;
             c.prepare_cached("DELETE FROM login_states WHERE expires_at < ?1")
+                .db()?
+                .execute(params![now])
+                .db()?;
+            c.prepare_cached("DELETE FROM directory_claims WHERE expires_at < ?1")
                 .db()?
                 .execute(params![now])
                 .db()?;
