@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::SystemClock;
 use crate::hsm::software::SoftwareHsm;
+use crate::mailer::Mailer;
 use crate::service::{Service, ServiceConfig};
 use crate::store::sqlite::SqliteStore;
 
@@ -24,6 +25,16 @@ impl EmbeddedServer {
         data_dir: &Path,
         listen: SocketAddr,
         config: ServiceConfig,
+    ) -> anyhow::Result<Self> {
+        Self::start_with_mailer(data_dir, listen, config, None)
+    }
+
+    /// [`EmbeddedServer::start`] with a relay for the key directory's proof mails.
+    pub fn start_with_mailer(
+        data_dir: &Path,
+        listen: SocketAddr,
+        config: ServiceConfig,
+        mailer: Option<Arc<dyn Mailer>>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -42,6 +53,10 @@ impl EmbeddedServer {
             let service = Service::new(config, store, hsm, Arc::new(SystemClock))
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+            let service = match mailer {
+                Some(mailer) => service.with_mailer(mailer),
+                None => service,
+            };
             let app = crate::routes::router(Arc::new(service));
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;

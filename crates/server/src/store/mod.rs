@@ -247,8 +247,9 @@ pub trait Store: Send + Sync + 'static {
     async fn discard_login_state(&self, id: &[u8]) -> Result<bool, StoreError>;
 
     /// Completes a login in one transaction: deletes the pending login under `id` (it
-    /// must be there and alive at `session.created_at`, else nothing changes and the
-    /// answer is `None`: at most one finish wins), resets the account's counter, records
+    /// must be there, alive at `session.created_at`, and for the session's user and
+    /// device, else nothing changes and the answer is `None`: at most one finish wins),
+    /// resets the account's counter, records
     /// the device's sign-in under `device_name`, stores the session and returns what the
     /// client gets.
     async fn complete_login(

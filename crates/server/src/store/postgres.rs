@@ -504,48 +504,46 @@ impl Store for PostgresStore {
         id: &[u8],
         state: LoginState,
     ) -> Result<Charge, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let charge = tx
+        let client = self.client().await?;
+        // One statement, one round trip: the charge, and the state only if it was charged.
+        let stmt = client
             .prepare_cached(
-                "UPDATE accounts SET failed_logins = failed_logins + 1
-                 WHERE user_name = $1 AND failed_logins < $2
-                 RETURNING failed_logins",
+                "WITH charged AS (
+                     UPDATE accounts SET failed_logins = failed_logins + 1
+                     WHERE user_name = $1 AND failed_logins < $2
+                     RETURNING failed_logins
+                 ), staged AS (
+                     INSERT INTO login_states
+                         (id, user_name, device_id, device_name, state, expires_at)
+                     SELECT $3, $1, $4, $5, $6, $7 FROM charged
+                 )
+                 SELECT (SELECT failed_logins FROM charged),
+                        EXISTS (SELECT 1 FROM accounts WHERE user_name = $1)",
             )
             .await
             .map_err(pg)?;
-        let Some(row) = tx
-            .query_opt(&charge, &[&state.user, &limit])
-            .await
-            .map_err(pg)?
-        else {
-            drop(tx);
-            // Nothing was written: the answer is the plain charge's.
-            return self.charge_login(&state.user, limit).await;
-        };
-        let attempts: i64 = row.try_get(0).map_err(pg)?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO login_states (id, user_name, device_id, device_name, state, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+        let row = client
+            .query_one(
+                &stmt,
+                &[
+                    &state.user,
+                    &limit,
+                    &id,
+                    &state.device_id,
+                    &state.device_name,
+                    &state.state,
+                    &state.expires_at,
+                ],
             )
             .await
             .map_err(pg)?;
-        tx.execute(
-            &insert,
-            &[
-                &id,
-                &state.user,
-                &state.device_id,
-                &state.device_name,
-                &state.state,
-                &state.expires_at,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
-        Ok(Charge::Charged { attempts })
+        let charged: Option<i64> = row.try_get(0).map_err(pg)?;
+        let exists: bool = row.try_get(1).map_err(pg)?;
+        Ok(match (charged, exists) {
+            (Some(attempts), _) => Charge::Charged { attempts },
+            (None, true) => Charge::Locked,
+            (None, false) => Charge::NoAccount,
+        })
     }
 
     async fn login_state(&self, id: &[u8], now: i64) -> Result<Option<LoginState>, StoreError> {
@@ -576,96 +574,62 @@ impl Store for PostgresStore {
         device_name: &str,
         session: Session,
     ) -> Result<Option<CompletedLogin>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        // A concurrent DELETE of the same row waits for ours and then finds nothing.
-        let take = tx
+        let client = self.client().await?;
+        // One statement, one round trip. A concurrent DELETE of the same pending login
+        // waits for ours and then finds nothing, so its whole statement does nothing.
+        // The session's foreign key to the device is checked at the end of the statement,
+        // after the device row is in.
+        let stmt = client
             .prepare_cached(
-                "DELETE FROM login_states WHERE id = $1 AND expires_at >= $2
-                 RETURNING user_name, device_id",
+                "WITH taken AS (
+                     DELETE FROM login_states
+                     WHERE id = $1 AND expires_at >= $2 AND user_name = $3 AND device_id = $4
+                     RETURNING user_name
+                 ), before AS (
+                     SELECT a.failed_logins FROM accounts a JOIN taken t USING (user_name)
+                 ), reset AS (
+                     UPDATE accounts a SET failed_logins = 0 FROM taken t
+                     WHERE a.user_name = t.user_name
+                     RETURNING a.cloud_wrap
+                 ), device AS (
+                     INSERT INTO devices (user_name, device_id, name, created_at, last_seen_at)
+                     SELECT user_name, $4, $5, $2, $2 FROM taken
+                     ON CONFLICT (user_name, device_id)
+                     DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at
+                 ), session AS (
+                     INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
+                     SELECT $6, user_name, $4, $2, $7 FROM taken
+                 )
+                 SELECT b.failed_logins, r.cloud_wrap, s.version, s.blob
+                 FROM before b, reset r, settings s
+                 WHERE s.user_name = $3",
             )
             .await
             .map_err(pg)?;
-        let Some(row) = tx
-            .query_opt(&take, &[&id, &session.created_at])
+        let Some(row) = client
+            .query_opt(
+                &stmt,
+                &[
+                    &id,
+                    &session.created_at,
+                    &session.user,
+                    &session.device_id,
+                    &device_name,
+                    &session.token_hash,
+                    &session.expires_at,
+                ],
+            )
             .await
             .map_err(pg)?
         else {
             return Ok(None);
         };
-        let (user, device_id): (String, String) =
-            (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
-        if user != session.user || device_id != session.device_id {
-            return Err(StoreError::Backend(
-                "the session does not match the pending login".into(),
-            ));
-        }
-        // As in login_succeeded: read and reset the counter in one statement.
-        let reset = tx
-            .prepare_cached(
-                "WITH before AS (
-                     SELECT failed_logins FROM accounts WHERE user_name = $1 FOR UPDATE
-                 )
-                 UPDATE accounts SET failed_logins = 0 FROM before
-                 WHERE accounts.user_name = $1
-                 RETURNING before.failed_logins, accounts.cloud_wrap",
-            )
-            .await
-            .map_err(pg)?;
-        let row = tx
-            .query_opt(&reset, &[&user])
-            .await
-            .map_err(pg)?
-            .ok_or(StoreError::NoAccount)?;
         let before: i64 = row.try_get(0).map_err(pg)?;
-        let cloud_wrap: Vec<u8> = row.try_get(1).map_err(pg)?;
-        let device = tx
-            .prepare_cached(
-                "INSERT INTO devices (user_name, device_id, name, created_at, last_seen_at)
-                 VALUES ($1, $2, $3, $4, $4)
-                 ON CONFLICT (user_name, device_id)
-                 DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
-            )
-            .await
-            .map_err(pg)?;
-        tx.execute(
-            &device,
-            &[&user, &device_id, &device_name, &session.created_at],
-        )
-        .await
-        .map_err(pg)?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .await
-            .map_err(pg)?;
-        tx.execute(
-            &insert,
-            &[
-                &session.token_hash,
-                &session.user,
-                &session.device_id,
-                &session.created_at,
-                &session.expires_at,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-        let settings = tx
-            .prepare_cached("SELECT version, blob FROM settings WHERE user_name = $1")
-            .await
-            .map_err(pg)?;
-        let row = tx.query_one(&settings, &[&user]).await.map_err(pg)?;
-        let (settings_version, settings) =
-            (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
-        tx.commit().await.map_err(pg)?;
         Ok(Some(CompletedLogin {
             failed_attempts: before.saturating_sub(1).max(0),
-            cloud_wrap,
-            settings_version,
-            settings,
+            cloud_wrap: row.try_get(1).map_err(pg)?,
+            settings_version: row.try_get(2).map_err(pg)?,
+            settings: row.try_get(3).map_err(pg)?,
         }))
     }
 

@@ -759,23 +759,20 @@ impl Store for SqliteStore {
         self.write_lazily(move |c| {
             let taken: Option<(String, String)> = c
                 .prepare_cached(
-                    "DELETE FROM login_states WHERE id = ?1 AND expires_at >= ?2
+                    "DELETE FROM login_states
+                     WHERE id = ?1 AND expires_at >= ?2 AND user_name = ?3 AND device_id = ?4
                      RETURNING user_name, device_id",
                 )
                 .db()?
-                .query_row(params![id, session.created_at], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    params![id, session.created_at, session.user, session.device_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()
                 .db()?;
             let Some((user, device_id)) = taken else {
                 return Ok(None);
             };
-            if user != session.user || device_id != session.device_id {
-                return Err(StoreError::Backend(
-                    "the session does not match the pending login".into(),
-                ));
-            }
             let failed_attempts = succeeded(c, &user)?;
             upsert_device_in(c, &user, &device_id, &device_name, session.created_at)?;
             insert_session(c, &session)?;
