@@ -24,6 +24,8 @@
 //! - [`autocrypt`]: the `Autocrypt:` header out and in.
 //! - [`quote`]: plain-text reply and forward quotes; an encrypted original cannot get a
 //!   plain reply.
+//! - [`sop_support`]: what `sealpost sop` (the Stateless OpenPGP CLI) needs beyond mail:
+//!   any key, passwords, session keys, text and cleartext signatures, armor.
 //!
 //! # Safety rules (EFAIL, signature spoofing)
 //!
@@ -60,20 +62,22 @@
 //!
 //! `benches/pgp.rs` measures it again, in one run, against GnuPG 2.2.40 and `sq` 0.27
 //! (Sequoia 1.12 on nettle) on the same keys and data. On 2026-11-23, on the 2-core
-//! reference machine while two other builds were running (CPU time per operation):
+//! reference machine with other builds running (CPU time per operation; armored):
 //!
 //! | operation      | size    | Sealpost  | gpg      | sq        |
 //! |----------------|---------|-----------|----------|-----------|
-//! | encrypt+sign   | 1 KiB   | 0.42 ms   | 7.5 ms   | 10.5 ms   |
-//! | decrypt+verify | 1 KiB   | 0.27 ms   | 11.0 ms  | 8.5 ms    |
-//! | encrypt+sign   | 10 MiB  | 122 ms    | 98 ms    | 230 ms    |
-//! | decrypt+verify | 10 MiB  | 129 ms    | 96 ms    | 230 ms    |
+//! | encrypt+sign   | 1 KiB   | 0.27 ms   | 7.5 ms   | 10.0 ms   |
+//! | decrypt+verify | 1 KiB   | 0.14 ms   | 9.0 ms   | 8.0 ms    |
+//! | encrypt+sign   | 100 KiB | 1.08 ms   | 7.5 ms   | 11.5 ms   |
+//! | decrypt+verify | 100 KiB | 0.77 ms   | 10.5 ms  | 10.5 ms   |
+//! | encrypt+sign   | 10 MiB  | 74 ms     | 102 ms   | 270 ms    |
+//! | decrypt+verify | 10 MiB  | 66 ms     | 108 ms   | 256 ms    |
 //!
-//! In-process, small messages cost a fraction of starting either tool; for 10 MiB
-//! GnuPG's assembly AES and SHA-1 are about 25 % faster, and Sealpost is about twice as
-//! fast as `sq` on nettle. Bulk decrypt+verify of 10,000 × 4 KiB messages took 284 µs
-//! per message, 1.9× a floor of one X25519, one Ed25519 verification and the AES/SHA
-//! work at `openssl speed` rates.
+//! The 10 MiB rows were 122 and 129 ms before the armor moved out of Sequoia
+//! (`armor.rs`: its base64 filter was over half of a decryption). What is left is the
+//! MDC's SHA-1 with collision detection, the signature's SHA-512 and AES. Bulk
+//! decrypt+verify of 10,000 × 4 KiB messages: 196 µs per message, 1.31× a floor of one
+//! X25519, one Ed25519 verification and the AES/SHA work at `openssl speed` rates.
 //!
 //! # Example
 //!
@@ -110,15 +114,19 @@
 //! # Ok::<(), sealpost_pgp::PgpError>(())
 //! ```
 
+mod armor;
 pub mod autocrypt;
+pub mod contact;
 pub mod error;
 pub mod key;
 pub mod message;
 pub mod mime;
 pub mod passphrase;
 pub mod quote;
+pub mod sop_support;
 
 pub use autocrypt::{AutocryptKey, PreferEncrypt};
+pub use contact::contact_cert;
 pub use error::{DecryptFailure, PgpError};
 pub use key::KeyPair;
 pub use message::{

@@ -198,9 +198,8 @@ pub fn encrypt(
     }
     let signer = signing_keypair(sender, now)?;
 
-    let mut sink = Vec::with_capacity(plaintext.len() / 3 * 4 + 4096);
+    let mut sink = Vec::with_capacity(plaintext.len() + 4096);
     let message = Message::new(&mut sink);
-    let message = Armorer::new(message).build().map_err(PgpError::openpgp)?;
     let message = Encryptor::for_recipients(message, keys)
         .symmetric_algo(SYMMETRIC_ALGO)
         .build()
@@ -217,7 +216,7 @@ pub fn encrypt(
         .map_err(PgpError::openpgp)?;
     literal.write_all(plaintext).map_err(PgpError::openpgp)?;
     literal.finalize().map_err(PgpError::openpgp)?;
-    Ok(sink)
+    Ok(crate::armor::armor_message(&sink))
 }
 
 /// Makes a detached signature (armored) over `data` with `sender`'s signing key.
@@ -245,6 +244,12 @@ pub fn sign_detached(data: &[u8], sender: &KeyPair, now: SystemTime) -> Result<V
 /// only when the whole message was read, is integrity-protected (SEIPD with MDC, or
 /// AEAD) and passed the check, and fits [`OpenContext::max_plaintext`].
 pub fn decrypt(ciphertext: &[u8], ctx: &OpenContext<'_>) -> Result<Decrypted, DecryptFailure> {
+    let dearmored = match crate::armor::dearmor_message(ciphertext) {
+        Some(Ok(binary)) => Some(binary),
+        Some(Err(e)) => return Err(DecryptFailure::Malformed(e)),
+        None => None,
+    };
+    let ciphertext = dearmored.as_deref().unwrap_or(ciphertext);
     prescan(ciphertext)?;
     let helper = Helper {
         own: ctx.own,
@@ -427,7 +432,7 @@ fn signing_keypair(
 /// Looks at the packets in front of the encrypted container without decrypting: only
 /// session-key packets may precede it, and it must be a SEIPD (v1 with MDC, or v2 AEAD).
 /// A SED packet (tag 9, no integrity protection) is refused here, before any key is used.
-fn prescan(ciphertext: &[u8]) -> Result<(), DecryptFailure> {
+pub(crate) fn prescan(ciphertext: &[u8]) -> Result<(), DecryptFailure> {
     let malformed = |e: openpgp::anyhow::Error| DecryptFailure::Malformed(e.to_string());
     let mut ppr = PacketParser::from_bytes(ciphertext).map_err(malformed)?;
     loop {
@@ -465,7 +470,7 @@ impl std::fmt::Display for TooLarge {
 impl std::error::Error for TooLarge {}
 
 /// Turns Sequoia's error into a [`DecryptFailure`].
-fn classify(e: &openpgp::anyhow::Error, limit: usize) -> DecryptFailure {
+pub(crate) fn classify(e: &openpgp::anyhow::Error, limit: usize) -> DecryptFailure {
     for cause in e.chain() {
         if cause.downcast_ref::<TooLarge>().is_some() {
             return DecryptFailure::TooLarge { limit };
@@ -493,7 +498,7 @@ fn classify(e: &openpgp::anyhow::Error, limit: usize) -> DecryptFailure {
 
 /// Marker error: no secret key opened a session key.
 #[derive(Debug)]
-struct NoKey;
+pub(crate) struct NoKey;
 
 impl std::fmt::Display for NoKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
