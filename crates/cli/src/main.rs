@@ -15,7 +15,10 @@
 
 mod account;
 mod input;
+mod key;
+mod mail;
 mod output;
+mod sop;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +59,15 @@ enum Command {
     /// The account on the sync server: create, sign in, devices, password, recovery.
     #[command(subcommand)]
     Account(account::AccountCmd),
+    /// The profile's OpenPGP key and its contacts' keys; the key directory.
+    #[command(subcommand)]
+    Key(key::KeyCmd),
+    /// Mail on this profile: open a stored message as the reader would.
+    #[command(subcommand)]
+    Mail(mail::MailCmd),
+    /// The Stateless OpenPGP command line (SOP); stateless: no profile is opened.
+    #[command(disable_help_flag = true)]
+    Sop(sop::SopArgs),
 }
 
 #[derive(Args, Debug)]
@@ -210,6 +222,9 @@ fn run(cli: Cli, out: &Out) -> anyhow::Result<ExitCode> {
         Command::Profile(cmd) => profile(cmd, &dir()?, out, &clock),
         Command::Secret(cmd) => secret(cmd, &dir()?, out, &clock),
         Command::Account(cmd) => account::run(cmd, &dir()?, out).map(|()| ExitCode::SUCCESS),
+        Command::Key(cmd) => key::run(cmd, &dir()?, out).map(|()| ExitCode::SUCCESS),
+        Command::Mail(cmd) => mail::run(cmd, &dir()?, out).map(|()| ExitCode::SUCCESS),
+        Command::Sop(args) => Ok(sop::run(args)),
     }
 }
 

@@ -180,6 +180,23 @@ impl Out {
         };
     }
 
+    /// A JSON value for scripts, or `text` for people.
+    pub fn value(&self, value: &serde_json::Value, text: &str) {
+        let _ = if self.json {
+            emit(&value.to_string())
+        } else {
+            emit(text)
+        };
+    }
+
+    /// Bytes written as they are (an armored key), in either mode.
+    pub fn raw(&self, bytes: &[u8]) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(bytes)?;
+        stdout.flush()?;
+        Ok(())
+    }
+
     pub fn names(&self, names: &[String]) {
         let _ = if self.json {
             emit(&json!(names).to_string())

@@ -7,40 +7,15 @@
     clippy::panic
 )]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use common::{ok, sealpost};
 use sealpost_server::embedded::EmbeddedServer;
 use sealpost_server::service::ServiceConfig;
 
 const PW: &str = "tundra mosaic gravel whimsy plank";
 const PW2: &str = "orbit velvet cashew lantern quarry";
 const PW3: &str = "saffron glacier mitten oyster banjo";
-
-fn sealpost(profile: &std::path::Path, server: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .arg("--profile")
-        .arg(profile)
-        .args(args)
-        .env("SEALPOST_SERVER", server)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(o.status.code(), Some(0), "{text}");
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[test]
 fn two_devices_through_the_cli() {

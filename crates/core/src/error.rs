@@ -99,9 +99,45 @@ pub enum CoreError {
     /// A user name that cannot be used.
     #[error("{0}")]
     BadUserName(#[from] sealpost_proto::UserNameError),
+    /// OpenPGP refused: a key or certificate could not be made, read or used.
+    #[error("{0}")]
+    Pgp(#[from] sealpost_pgp::PgpError),
+    /// The profile has an OpenPGP key already; importing another would replace it.
+    #[error("this profile has an OpenPGP key already; replace it explicitly")]
+    OwnKeyExists,
+    /// The profile has no OpenPGP key yet.
+    #[error("this profile has no OpenPGP key yet")]
+    NoOwnKey,
+    /// No key is known for the address (or nothing pending).
+    #[error("no key known: {0}")]
+    NoContact(String),
+    /// The fingerprint the user gave is not the key's.
+    #[error("the fingerprint does not match the key in use")]
+    FingerprintMismatch,
+    /// Not an e-mail address.
+    #[error("{0}")]
+    BadAddress(String),
+    /// A Web Key Directory could not be asked.
+    #[error("WKD: {0}")]
+    Wkd(String),
     /// This profile has no sync account yet.
     #[error("this profile is not connected to a sync server; create an account or sign in")]
     NoSyncAccount,
+    /// A mail server could not be used (connection, TLS, login, protocol).
+    #[error("mail: {0}")]
+    Mail(#[from] sealpost_mail::Error),
+    /// An account check failed; the words say which server and why.
+    #[error("{0}")]
+    MailCheck(#[from] sealpost_mail::autoconfig::CheckError),
+    /// No such mail account in this profile (or none at all).
+    #[error("no mail account {0}")]
+    NoMailAccount(String),
+    /// No such message, draft or folder in the local mail store.
+    #[error("not in the mail store: {0}")]
+    NotInMailStore(String),
+    /// An encrypted send was refused: these recipients have no known key.
+    #[error("cannot encrypt: no key known for {}", .0.join(", "))]
+    NoRecipientKey(Vec<String>),
     /// A step was made to fail on purpose by a test.
     #[doc(hidden)]
     #[error("injected failure at {0}")]
@@ -139,6 +175,18 @@ impl CoreError {
             Self::Opaque(_) => "opaque",
             Self::BadUserName(_) => "bad_user_name",
             Self::NoSyncAccount => "no_sync_account",
+            Self::Pgp(_) => "openpgp",
+            Self::OwnKeyExists => "own_key_exists",
+            Self::NoOwnKey => "no_own_key",
+            Self::NoContact(_) => "no_contact",
+            Self::FingerprintMismatch => "fingerprint_mismatch",
+            Self::BadAddress(_) => "bad_address",
+            Self::Wkd(_) => "wkd",
+            Self::Mail(_) => "mail",
+            Self::MailCheck(_) => "mail_check",
+            Self::NoMailAccount(_) => "no_mail_account",
+            Self::NotInMailStore(_) => "not_in_mail_store",
+            Self::NoRecipientKey(_) => "no_recipient_key",
             Self::Injected(_) => "injected",
         }
     }

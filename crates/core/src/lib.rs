@@ -22,9 +22,12 @@
 
 pub mod clock;
 pub mod error;
+pub mod keys;
+pub mod mailbox;
 pub mod store;
 pub mod sync;
 pub mod vault;
+pub mod wkd;
 
 pub use clock::{Clock, SystemClock};
 pub use error::CoreError;

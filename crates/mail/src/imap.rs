@@ -479,8 +479,11 @@ impl ImapSession {
 
     /// Whole messages of the selected folder in one `UID FETCH` (`BODY.PEEK[]`), as
     /// `(uid, bytes)` in UID order; UIDs that do not exist are left out. Keep batches
-    /// small enough for [`Limits::max_response`].
+    /// small enough for [`Limits::max_response`]. No UIDs, no command, no messages.
     pub async fn fetch_messages(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
         let set = uid_set(uids)?;
         let fetches = self.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
         let mut out: Vec<(u32, Vec<u8>)> = fetches
@@ -492,8 +495,11 @@ impl ImapSession {
         Ok(out)
     }
 
-    /// Flags of the given messages of the selected folder.
+    /// Flags of the given messages of the selected folder (none for no UIDs).
     pub async fn fetch_flags(&mut self, uids: &[u32]) -> Result<Vec<MessageInfo>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
         let set = uid_set(uids)?;
         self.fetch_infos(&set, "(UID FLAGS)").await
     }

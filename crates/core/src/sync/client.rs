@@ -252,4 +252,62 @@ impl SyncClient {
     pub fn recovery_finish(&self, req: &proto::RecoveryFinish) -> Result<(), SyncError> {
         self.empty(Method::POST, "/v1/recovery/finish", None, Some(req))
     }
+
+    /// `POST /v1/directory/claims`: a proof token goes to the address by mail.
+    pub fn claim_key(
+        &self,
+        token: &[u8],
+        req: &proto::DirectoryClaim,
+    ) -> Result<proto::DirectoryClaimed, SyncError> {
+        self.json(Method::POST, "/v1/directory/claims", Some(token), Some(req))
+    }
+
+    /// `POST /v1/directory/confirm`: publishes the claimed key.
+    pub fn confirm_key(
+        &self,
+        token: &[u8],
+        req: &proto::DirectoryConfirm,
+    ) -> Result<proto::DirectoryEntry, SyncError> {
+        self.json(
+            Method::POST,
+            "/v1/directory/confirm",
+            Some(token),
+            Some(req),
+        )
+    }
+
+    /// `GET /v1/directory/keys/{address}`: `None` when nothing is published.
+    pub fn lookup_key(
+        &self,
+        address: &proto::EmailAddress,
+    ) -> Result<Option<proto::DirectoryEntry>, SyncError> {
+        let path = format!("/v1/directory/keys/{}", path_segment(address.as_str()));
+        match self.json::<(), _>(Method::GET, &path, None, None) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(e) if e.api_code() == Some("no_key") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `DELETE /v1/directory/keys/{address}`.
+    pub fn unpublish_key(
+        &self,
+        token: &[u8],
+        address: &proto::EmailAddress,
+    ) -> Result<(), SyncError> {
+        let path = format!("/v1/directory/keys/{}", path_segment(address.as_str()));
+        self.empty::<()>(Method::DELETE, &path, Some(token), None)
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters and `@`.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

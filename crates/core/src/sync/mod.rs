@@ -715,3 +715,90 @@ pub fn recover(
         clock,
     )
 }
+
+// ---------------------------------------------------------------- key directory
+
+/// Asks the account's server to publish the user's key for `raw_address`: the server
+/// mails a token to the address, which [`confirm_published_key`] then spends. The key
+/// must carry the address.
+pub fn publish_key(
+    u: &Unlocked,
+    password: &Password,
+    raw_address: &str,
+    clock: &dyn Clock,
+) -> Result<proto::DirectoryClaimed, CoreError> {
+    let address = proto::EmailAddress::parse(raw_address)
+        .map_err(|e| CoreError::BadAddress(e.to_string()))?;
+    let key = crate::keys::own_key(u, clock)?.ok_or(CoreError::NoOwnKey)?;
+    if !key
+        .addresses(crate::keys::system_time(clock))
+        .iter()
+        .any(|a| a == address.as_str())
+    {
+        return Err(CoreError::BadAddress(format!(
+            "{address} is not an address of this profile's key"
+        )));
+    }
+    let claim = proto::DirectoryClaim {
+        address,
+        cert: Bytes(key.public_bytes()?),
+    };
+    with_session(u, password, clock, |c, t| c.claim_key(t, &claim))
+}
+
+/// Spends a proof token (from [`directory_token`]): the key is published.
+pub fn confirm_published_key(
+    u: &Unlocked,
+    password: &Password,
+    token: &str,
+    clock: &dyn Clock,
+) -> Result<proto::DirectoryEntry, CoreError> {
+    let req = proto::DirectoryConfirm {
+        token: token.to_owned(),
+    };
+    with_session(u, password, clock, |c, t| c.confirm_key(t, &req))
+}
+
+/// The directory's proof token in a raw message, if it is a proof mail: the value of
+/// its `Sealpost-Directory-Token` header (64 hex digits), read from the header block only.
+pub fn directory_token(raw: &[u8]) -> Option<String> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))?;
+    let head = std::str::from_utf8(raw.get(..end)?).ok()?;
+    let prefix = proto::directory::TOKEN_HEADER.to_ascii_lowercase();
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if name.trim().to_ascii_lowercase() != prefix {
+            return None;
+        }
+        let value = value.trim();
+        (value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| value.to_ascii_lowercase())
+    })
+}
+
+/// Looks `raw_address` up in the account server's key directory and records what it
+/// finds as a contact key (source: directory). `None` if nothing is published.
+pub fn lookup_directory(
+    u: &Unlocked,
+    raw_address: &str,
+    clock: &dyn Clock,
+) -> Result<Option<crate::keys::Observation>, CoreError> {
+    let address = proto::EmailAddress::parse(raw_address)
+        .map_err(|e| CoreError::BadAddress(e.to_string()))?;
+    let account = account(u)?.ok_or(CoreError::NoSyncAccount)?;
+    let client = SyncClient::new(&account.server_url)?;
+    let Some(entry) = client.lookup_key(&address)? else {
+        return Ok(None);
+    };
+    crate::keys::observe_key(
+        u,
+        address.as_str(),
+        &entry.cert.0,
+        crate::keys::KeySource::Directory,
+        clock,
+    )
+    .map(Some)
+}

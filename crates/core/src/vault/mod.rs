@@ -569,6 +569,31 @@ impl Unlocked {
             })
     }
 
+    /// Seals `plaintext` under the vault key for storage outside the vault (the mail
+    /// store's bodies, drafts, outbox), bound to this profile and to `purpose` (say
+    /// `mail/raw/17`): [`Unlocked::open_blob`] with another purpose or profile fails.
+    /// Same AEAD and key as [`Unlocked::put_secret`]; the purpose goes into the
+    /// associated data after a NUL byte, which no secret name can hold, so a blob can
+    /// never pass for a secret or the other way round.
+    pub fn seal_blob(&self, purpose: &str, plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let item = blob_item(purpose);
+        let ctx = WrapContext::new(Purpose::VaultSecret, &self.info.profile_id).with_item(&item);
+        Ok(wrap::seal_with_key(&self.vault_key, &ctx, plaintext)?)
+    }
+
+    /// Opens a blob made by [`Unlocked::seal_blob`] with the same `purpose`. A blob that
+    /// does not authenticate (damaged, moved to another row or profile) is an error.
+    pub fn open_blob(&self, purpose: &str, sealed: &[u8]) -> Result<SecretVec, CoreError> {
+        let item = blob_item(purpose);
+        let ctx = WrapContext::new(Purpose::VaultSecret, &self.info.profile_id).with_item(&item);
+        wrap::open_with_key(&self.vault_key, &ctx, sealed).map_err(|reason| {
+            CoreError::SecretDamaged {
+                name: purpose.to_owned(),
+                reason,
+            }
+        })
+    }
+
     /// Deletes the secret under `name`; whether there was one.
     pub fn delete_secret(&self, name: &str) -> Result<bool, CoreError> {
         check_secret_name(name)?;
@@ -588,6 +613,14 @@ impl Unlocked {
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
+}
+
+/// The associated-data item of a sealed blob: a NUL byte (never in a secret name), a
+/// label, the purpose.
+fn blob_item(purpose: &str) -> Vec<u8> {
+    let mut item = b"\0blob/".to_vec();
+    item.extend_from_slice(purpose.as_bytes());
+    item
 }
 
 fn check_secret_name(name: &str) -> Result<(), CoreError> {

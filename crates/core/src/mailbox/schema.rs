@@ -1,0 +1,116 @@
+//! The mail store's SQLite file: the same settings as the vault (WAL, `synchronous=FULL`,
+//! `secure_delete`, foreign keys) and its own numbered, forward-only migrations.
+//! Sealed columns are `BLOB`s; see the module docs of [`super`] for what is sealed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::CoreError;
+
+/// The mail store's migrations. Index + 1 is the schema version it produces.
+pub const MAIL_MIGRATIONS: &[&str] = &[
+    // 1: accounts, folders, messages with their bodies out of line, the search index,
+    // the outbox and drafts.
+    "CREATE TABLE account (
+         id               TEXT    PRIMARY KEY,
+         address          TEXT    NOT NULL,
+         login            TEXT    NOT NULL,
+         imap_host        TEXT    NOT NULL,
+         imap_port        INTEGER NOT NULL,
+         imap_security    TEXT    NOT NULL CHECK (imap_security IN ('tls', 'starttls')),
+         smtp_host        TEXT    NOT NULL,
+         smtp_port        INTEGER NOT NULL,
+         smtp_security    TEXT    NOT NULL CHECK (smtp_security IN ('tls', 'starttls')),
+         extra_roots_pem  TEXT    NOT NULL,
+         created_at       INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE folder (
+         id              INTEGER PRIMARY KEY,
+         account_id      TEXT    NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+         name            TEXT    NOT NULL,
+         special_use     TEXT    NOT NULL,
+         uid_validity    INTEGER NOT NULL,
+         uid_next        INTEGER NOT NULL,
+         highest_modseq  INTEGER NOT NULL,
+         UNIQUE (account_id, name)
+     ) STRICT;
+     CREATE TABLE message (
+         id               INTEGER PRIMARY KEY,
+         folder_id        INTEGER NOT NULL REFERENCES folder (id) ON DELETE CASCADE,
+         uid              INTEGER NOT NULL,
+         uid_validity     INTEGER NOT NULL,
+         flags            TEXT    NOT NULL,
+         state            TEXT    NOT NULL CHECK (state IN ('pending', 'ready', 'unreadable')),
+         date             INTEGER NOT NULL,
+         size             INTEGER NOT NULL,
+         encrypted        INTEGER NOT NULL,
+         signed           INTEGER NOT NULL,
+         message_id_hash  TEXT    NOT NULL,
+         summary          BLOB    NOT NULL,
+         UNIQUE (folder_id, uid_validity, uid)
+     ) STRICT;
+     CREATE INDEX message_by_date ON message (folder_id, date);
+     CREATE INDEX message_by_state ON message (state);
+     CREATE INDEX message_by_message_id ON message (message_id_hash);
+     CREATE TABLE body (
+         message_id  INTEGER PRIMARY KEY REFERENCES message (id) ON DELETE CASCADE,
+         raw         BLOB    NOT NULL
+     ) STRICT;
+     CREATE VIRTUAL TABLE search USING fts5 (words, content = '', contentless_delete = 1);
+     CREATE TRIGGER message_unindex AFTER DELETE ON message BEGIN
+         DELETE FROM search WHERE rowid = old.id;
+     END;
+     CREATE TABLE outbox (
+         id               INTEGER PRIMARY KEY,
+         account_id       TEXT    NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+         state            TEXT    NOT NULL CHECK (state IN ('queued', 'sent')),
+         message_id_hash  TEXT    NOT NULL,
+         envelope         BLOB    NOT NULL,
+         raw              BLOB    NOT NULL,
+         attempts         INTEGER NOT NULL,
+         last_error       TEXT    NOT NULL,
+         created_at       INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE draft (
+         id          INTEGER PRIMARY KEY,
+         account_id  TEXT    NOT NULL REFERENCES account (id) ON DELETE CASCADE,
+         body        BLOB    NOT NULL,
+         updated_at  INTEGER NOT NULL
+     ) STRICT;",
+];
+
+/// Opens (creating if needed) the mail store at `path` and brings its schema up to date.
+/// The pragmas are the vault's (`crate::store`), set here because that module keeps its
+/// migration runner to itself.
+pub fn open(path: &Path) -> Result<Connection, CoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let known = i64::try_from(MAIL_MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > known {
+        return Err(CoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in (1..)
+        .zip(MAIL_MIGRATIONS.iter())
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}

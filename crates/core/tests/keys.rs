@@ -1,0 +1,347 @@
+//! OpenPGP keys in the profile, end to end: the own key reaches a second device through
+//! the sync server; contacts' keys are checked, remembered and a changed one is flagged;
+//! the key directory proves an address with a mail that really travels through Postfix
+//! and Dovecot and is fetched back over IMAP, as the app does; and a mail signed by a
+//! key found there shows as verified.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sealpost_core::keys::{self, KeySource, Keyring, Observation};
+use sealpost_core::sync;
+use sealpost_core::{CoreError, SystemClock};
+use sealpost_crypto::Password;
+use sealpost_mail::imap::{ImapConfig, ImapSession};
+use sealpost_mail::{Credentials, Secret, Server as MailServer, TlsPolicy};
+use sealpost_pgp::{KeyPair, OutgoingMail, SignatureStatus};
+use sealpost_server::embedded::EmbeddedServer;
+use sealpost_server::mailer::{SmtpMailer, SmtpRelayConfig};
+use sealpost_server::service::ServiceConfig;
+use sealpost_testkit::dovecot::{Dovecot, TestUser};
+use sealpost_testkit::mailtls::TestCa;
+use sealpost_testkit::postfix::Postfix;
+
+const PW_A: &str = "tundra mosaic gravel whimsy plank";
+const PW_B: &str = "orbit velvet cashew lantern quarry";
+const ALICE: &str = "alice@sealpost.test";
+const BOB: &str = "bob@sealpost.test";
+
+fn pw(s: &str) -> Password {
+    Password::new(s).unwrap()
+}
+
+fn config() -> ServiceConfig {
+    ServiceConfig {
+        rate_per_second: 0.0,
+        ..ServiceConfig::default()
+    }
+}
+
+fn local() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[test]
+fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = EmbeddedServer::start(&dir.path().join("server"), local(), config()).unwrap();
+    let clock = SystemClock;
+    let (a, _code) = sync::create_account(
+        &dir.path().join("a"),
+        &server.url(),
+        "alice",
+        &pw(PW_A),
+        "laptop",
+        &clock,
+    )
+    .unwrap();
+    let key = keys::ensure_own_key(&a, "Alice", &[ALICE], &clock).unwrap();
+    // Asking again gives the same key, not a new one.
+    assert_eq!(
+        keys::ensure_own_key(&a, "Alice", &[ALICE], &clock)
+            .unwrap()
+            .fingerprint(),
+        key.fingerprint()
+    );
+    sync::sync_settings(&a, &pw(PW_A), &clock).unwrap();
+
+    // The second device signs in and has the same secret key: it decrypts mail to Alice.
+    let b = sync::sign_in(
+        &dir.path().join("b"),
+        &server.url(),
+        "alice",
+        &pw(PW_A),
+        "phone",
+        &clock,
+    )
+    .unwrap()
+    .unlocked;
+    sync::sync_settings(&b, &pw(PW_A), &clock).unwrap();
+    let on_b = keys::own_key(&b, &clock).unwrap().expect("the key synced");
+    assert_eq!(on_b.fingerprint(), key.fingerprint());
+    let now = SystemTime::now();
+    let ciphertext = sealpost_pgp::encrypt(b"hello", &key, &[key.cert()], now).unwrap();
+    let ring = Keyring::load(&b, &clock).unwrap();
+    assert_eq!(
+        sealpost_pgp::decrypt(&ciphertext, &ring.context(now))
+            .unwrap()
+            .plaintext,
+        b"hello"
+    );
+    // The secret key is nowhere in the profile's files in the clear.
+    let secret = key.to_secret_bytes().unwrap();
+    assert_not_in_dir(&dir.path().join("a"), secret.expose());
+    assert_not_in_dir(&dir.path().join("b"), secret.expose());
+
+    // Contacts: new, seen again, changed (kept aside), accepted, confirmed.
+    let bob1 = KeyPair::generate("Bob", &[BOB], now).unwrap();
+    let bob2 = KeyPair::generate("Bob", &[BOB], now).unwrap();
+    let cert1 = bob1.public_bytes().unwrap();
+    let cert2 = bob2.public_bytes().unwrap();
+    assert_eq!(
+        keys::observe_key(&a, BOB, &cert1, KeySource::Autocrypt, &clock).unwrap(),
+        Observation::New
+    );
+    assert_eq!(
+        keys::observe_key(&a, "BOB@sealpost.test", &cert1, KeySource::Wkd, &clock).unwrap(),
+        Observation::Known
+    );
+    let changed = keys::observe_key(&a, BOB, &cert2, KeySource::Autocrypt, &clock).unwrap();
+    assert_eq!(
+        changed,
+        Observation::Changed {
+            current: bob1.fingerprint().to_hex(),
+            offered: bob2.fingerprint().to_hex()
+        }
+    );
+    let record = keys::contact(&a, BOB).unwrap().unwrap();
+    assert_eq!(record.current.fingerprint, bob1.fingerprint().to_hex());
+    assert_eq!(record.current.source, KeySource::Autocrypt);
+    assert_eq!(
+        record.pending.as_ref().unwrap().fingerprint,
+        bob2.fingerprint().to_hex()
+    );
+    assert!(!record.confirmed);
+    // Mail is still encrypted to the key in use, never the newcomer.
+    let ring = Keyring::load(&a, &clock).unwrap();
+    let fprs: Vec<_> = ring.certs.iter().map(|c| c.fingerprint()).collect();
+    assert_eq!(fprs, vec![bob1.fingerprint()]);
+    // A key that does not carry the address is refused and nothing changes.
+    let eve = KeyPair::generate("Eve", &["eve@sealpost.test"], now).unwrap();
+    assert!(matches!(
+        keys::observe_key(
+            &a,
+            BOB,
+            &eve.public_bytes().unwrap(),
+            KeySource::Manual,
+            &clock
+        ),
+        Err(CoreError::Pgp(_))
+    ));
+    assert_eq!(keys::contact(&a, BOB).unwrap().unwrap(), record);
+    // The user accepts the new key, then confirms it by fingerprint.
+    let accepted = keys::accept_changed_key(&a, BOB, &clock).unwrap();
+    assert_eq!(accepted.current.fingerprint, bob2.fingerprint().to_hex());
+    assert!(accepted.pending.is_none());
+    assert!(matches!(
+        keys::confirm_contact_key(&a, BOB, &bob1.fingerprint().to_hex(), &clock),
+        Err(CoreError::FingerprintMismatch)
+    ));
+    let spaced: String = bob2
+        .fingerprint()
+        .to_hex()
+        .to_lowercase()
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        keys::confirm_contact_key(&a, BOB, &spaced, &clock)
+            .unwrap()
+            .confirmed
+    );
+    // Contacts travel with the settings too.
+    sync::sync_settings(&a, &pw(PW_A), &clock).unwrap();
+    sync::sync_settings(&b, &pw(PW_A), &clock).unwrap();
+    assert_eq!(
+        keys::contact(&b, BOB).unwrap(),
+        keys::contact(&a, BOB).unwrap()
+    );
+}
+
+fn assert_not_in_dir(dir: &Path, needle: &[u8]) {
+    let window = &needle[..32.min(needle.len())];
+    for entry in walk(dir) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(window.len()).any(|w| w == window),
+            "{} holds secret key bytes",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Fetches Alice's inbox over IMAP (TLS, the test CA) and returns every message.
+fn inbox(dovecot: &Dovecot, ca: &TestCa, user: &str, password: &str) -> Vec<Vec<u8>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut config = ImapConfig::new(MailServer::tls("localhost", dovecot.imaps_port()));
+        config.tls = TlsPolicy::new().with_extra_root(ca.cert_der());
+        let creds = Credentials::Password {
+            user: user.into(),
+            password: Secret::new(password),
+        };
+        let mut session = ImapSession::connect(&config, &creds).await.unwrap();
+        let changes = session.sync("INBOX", None).await.unwrap();
+        let uids: Vec<u32> = changes.new.iter().map(|m| m.uid).collect();
+        let mails = session.fetch_messages(&uids).await.unwrap();
+        session.logout().await.unwrap();
+        mails.into_iter().map(|(_, raw)| raw).collect()
+    })
+}
+
+#[test]
+fn a_key_proven_through_real_mail_is_found_by_others_and_its_signatures_verify() {
+    let ca = TestCa::new("keys test CA").unwrap();
+    let relay_password = "directory relay password";
+    let users = [
+        TestUser::new(ALICE, "alice mail password"),
+        TestUser::new("directory@sealpost.test", relay_password),
+    ];
+    let dovecot = Dovecot::start(&ca, &users).unwrap();
+    let postfix = Postfix::start(&ca, &dovecot).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let relay = SmtpRelayConfig {
+        host: "localhost".into(),
+        port: postfix.submissions_port(),
+        security: "tls".into(),
+        username: "directory@sealpost.test".into(),
+        password_env: "UNUSED".into(),
+        from: "directory@sealpost.test".into(),
+        ca_file: Some(ca_file),
+    };
+    let mailer = Arc::new(SmtpMailer::new(&relay, Secret::new(relay_password)).unwrap());
+    let server = EmbeddedServer::start_with_mailer(
+        &dir.path().join("server"),
+        local(),
+        config(),
+        Some(mailer),
+    )
+    .unwrap();
+    let clock = SystemClock;
+
+    // Alice publishes her key; the proof arrives in her mailbox and her app spends it.
+    let (alice, _) = sync::create_account(
+        &dir.path().join("alice"),
+        &server.url(),
+        "alice",
+        &pw(PW_A),
+        "laptop",
+        &clock,
+    )
+    .unwrap();
+    let alice_key = keys::ensure_own_key(&alice, "Alice", &[ALICE], &clock).unwrap();
+    assert!(matches!(
+        sync::publish_key(&alice, &pw(PW_A), BOB, &clock),
+        Err(CoreError::BadAddress(_))
+    ));
+    sync::publish_key(&alice, &pw(PW_A), ALICE, &clock).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let token = loop {
+        let found = inbox(&dovecot, &ca, ALICE, "alice mail password")
+            .iter()
+            .find_map(|raw| sync::directory_token(raw));
+        if let Some(t) = found {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no proof mail; postfix:\n{}",
+            postfix.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let entry = sync::confirm_published_key(&alice, &pw(PW_A), &token, &clock).unwrap();
+    assert_eq!(entry.address.as_str(), ALICE);
+
+    // Bob, another account on the server, finds it; it counts as confirmed.
+    let (bob, _) = sync::create_account(
+        &dir.path().join("bob"),
+        &server.url(),
+        "bob",
+        &pw(PW_B),
+        "desk",
+        &clock,
+    )
+    .unwrap();
+    let bob_key = keys::ensure_own_key(&bob, "Bob", &[BOB], &clock).unwrap();
+    assert_eq!(
+        sync::lookup_directory(&bob, ALICE, &clock).unwrap(),
+        Some(Observation::New)
+    );
+    assert!(keys::contact(&bob, ALICE).unwrap().unwrap().confirmed);
+    assert_eq!(
+        sync::lookup_directory(&bob, "nobody@sealpost.test", &clock).unwrap(),
+        None
+    );
+
+    // Alice writes to Bob (his key imported by hand): he sees it verified.
+    keys::observe_key(
+        &alice,
+        BOB,
+        &bob_key.public_bytes().unwrap(),
+        KeySource::Manual,
+        &clock,
+    )
+    .unwrap();
+    let now = SystemTime::now();
+    let mail = OutgoingMail {
+        from: sealpost_pgp::Mailbox::new("Alice", ALICE),
+        to: vec![sealpost_pgp::Mailbox::new("Bob", BOB)],
+        cc: vec![],
+        subject: "Lunch?".into(),
+        text: "Thursday at noon.".into(),
+        html: None,
+        attachments: vec![],
+        date: 1_790_000_000,
+        message_id: "lunch-1@sealpost.test".into(),
+        in_reply_to: None,
+        autocrypt: Some(sealpost_pgp::PreferEncrypt::Mutual),
+    };
+    let raw = sealpost_pgp::encrypt_mail(&mail, &alice_key, &[bob_key.cert()], now).unwrap();
+    let ring = Keyring::load(&bob, &clock).unwrap();
+    let opened = sealpost_pgp::open_mail(&raw, &ring.context(now)).unwrap();
+    assert_eq!(opened.subject.as_deref(), Some("Lunch?"));
+    assert!(
+        matches!(opened.signature, SignatureStatus::Verified { .. }),
+        "{:?}",
+        opened.signature
+    );
+}
