@@ -486,13 +486,33 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
             );
         }
         MailCmd::Sync { which, source } => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
+            let mut input = Input::new(source.password_stdin);
+            let pw = input.password("Password: ")?;
+            let u = vault::open(dir)?.unlock(&pw)?;
             let mb = MailStore::open(&u, &clock)?;
             let account = pick(&mb, &which)?;
             let flushed = rt.block_on(mb.flush_outbox(&account, &clock))?;
             let report = rt.block_on(mb.sync(&account, &clock))?;
+            // Proof mails of the key directory are confirmed by themselves.
+            let mut published = Vec::new();
+            for token in &report.directory_tokens {
+                match sealpost_core::sync::confirm_published_key(&u, &pw, token, &clock) {
+                    Ok(entry) => published.push(entry.address.to_string()),
+                    // Someone else's claim, or spent already: nothing to do.
+                    Err(sealpost_core::CoreError::Sync(e))
+                        if e.api_code() == Some("unknown_token") => {}
+                    Err(e) => out.warning(&format!(
+                        "a key directory proof mail could not be confirmed: {e}"
+                    )),
+                }
+            }
+            for address in &published {
+                if !out.is_json() {
+                    out.message(&format!("published the key for {address}"));
+                }
+            }
             out.value(
-                &json!({ "sync": report, "outbox": flushed }),
+                &json!({ "sync": report, "outbox": flushed, "publishedKeys": published }),
                 &format!(
                     "{} folders: {} new, {} removed, {} flag changes, {} unreadable; outbox: {} sent",
                     report.folders,

@@ -180,6 +180,21 @@ impl Out {
         };
     }
 
+    /// Whether output is JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// A warning on standard error (the command goes on).
+    pub fn warning(&self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = if self.json {
+            writeln!(stderr, "{}", json!({ "warning": text }))
+        } else {
+            writeln!(stderr, "sealpost: warning: {text}")
+        };
+    }
+
     /// A JSON value for scripts, or `text` for people.
     pub fn value(&self, value: &serde_json::Value, text: &str) {
         let _ = if self.json {

@@ -31,6 +31,11 @@ pub struct SyncReport {
     pub opened: usize,
     /// Of which do not parse as mail.
     pub unreadable: usize,
+    /// Tokens of key-directory proof mails among the new messages, for the caller to
+    /// spend with `sync::confirm_published_key` (a token of someone else's claim does
+    /// nothing there). Not serialised: it is a one-time credential.
+    #[serde(skip)]
+    pub directory_tokens: Vec<String>,
 }
 
 impl Mailbox<'_> {
@@ -246,7 +251,12 @@ impl Mailbox<'_> {
             // A stored body that no longer opens (damaged on disk) must not stop every
             // later sync: it is listed as unreadable like mail that does not parse.
             let state = match self.raw(id) {
-                Ok(raw) => self.open_one(id, raw.expose(), account, &mut ring, clock)?,
+                Ok(raw) => {
+                    if let Some(token) = crate::sync::directory_token(raw.expose()) {
+                        report.directory_tokens.push(token);
+                    }
+                    self.open_one(id, raw.expose(), account, &mut ring, clock)?
+                }
                 Err(_) => {
                     self.conn.execute(
                         "UPDATE message SET state = 'unreadable' WHERE id = ?1",
