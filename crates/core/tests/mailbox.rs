@@ -474,3 +474,52 @@ async fn the_outbox_survives_a_kill_at_every_step_and_sends_exactly_once() {
         assert_eq!(count(&sent), 1, "{subject} in Sent");
     }
 }
+
+/// A draft of an encrypted message goes to the server's Drafts folder encrypted to the
+/// user's own key: the server sees neither its subject nor its text, the user's key
+/// opens it, and saving it again replaces the server's copy.
+#[tokio::test]
+async fn drafts_of_encrypted_mail_are_on_the_server_encrypted_to_self() {
+    let servers = Servers::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let u = profile(&dir.path().join("alice"), "alice");
+    keys::ensure_own_key(&u, "Alice", &[ALICE], &SystemClock).unwrap();
+    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let account = add(&mb, &servers, ALICE, ALICE_MAIL_PW);
+
+    let first = compose(BOB, "Surprise party", "Bring the cake at seven.", true);
+    let id = mb.save_draft(&account, None, &first, &SystemClock).unwrap();
+    mb.upload_draft(&account, id, &SystemClock).await.unwrap();
+    let second = compose(BOB, "Surprise party", "Bring the cake at eight.", true);
+    mb.save_draft(&account, Some(id), &second, &SystemClock)
+        .unwrap();
+    mb.upload_draft(&account, id, &SystemClock).await.unwrap();
+
+    // On the server, behind the app's back: one copy, encrypted, flagged \Draft.
+    let mut imap = servers.imap(ALICE, ALICE_MAIL_PW).await;
+    let changes = imap.sync("Drafts", None).await.unwrap();
+    assert_eq!(changes.new.len(), 1, "the old copy was replaced");
+    assert!(changes.new[0].flags.contains(&Flag::Draft));
+    let uids: Vec<u32> = changes.new.iter().map(|m| m.uid).collect();
+    let raw = imap.fetch_messages(&uids).await.unwrap().remove(0).1;
+    imap.logout().await.unwrap();
+    for secret in [&b"Surprise party"[..], b"Bring the cake", b"eight"] {
+        assert!(!raw.windows(secret.len()).any(|w| w == secret));
+    }
+    // Only Alice's own key opens it, and it is the latest version.
+    let ring = keys::Keyring::load(&u, &SystemClock).unwrap();
+    let now = keys::system_time(&SystemClock);
+    let opened = sealpost_pgp::open_mail(&raw, &ring.context(now)).unwrap();
+    assert_eq!(opened.encryption, EncryptionStatus::Encrypted);
+    assert_eq!(opened.subject.as_deref(), Some("Surprise party"));
+    assert!(opened.text.unwrap().contains("at eight"));
+    let stranger = sealpost_pgp::KeyPair::generate("Eve", &["eve@sealpost.test"], now).unwrap();
+    let others = [stranger];
+    let as_eve =
+        sealpost_pgp::open_mail(&raw, &sealpost_pgp::OpenContext::new(&others, &[], now)).unwrap();
+    assert!(matches!(
+        as_eve.encryption,
+        EncryptionStatus::CannotDecrypt(_)
+    ));
+    assert!(as_eve.text.is_none());
+}

@@ -585,6 +585,34 @@ impl ImapSession {
         .await
     }
 
+    /// UIDs of the selected folder's messages whose `Message-ID` header contains
+    /// `message_id` (without angle brackets). Only ids of letters, digits and `.-_@+`
+    /// are asked for (what Sealpost makes); anything else is refused rather than quoted.
+    pub async fn search_message_id(&mut self, message_id: &str) -> Result<Vec<u32>> {
+        if message_id.is_empty()
+            || !message_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_@+".contains(&b))
+        {
+            return Err(Error::Invalid {
+                what: "Message-ID",
+                value: message_id.chars().take(40).collect(),
+            });
+        }
+        let query = format!("HEADER Message-ID \"{message_id}\"");
+        let mut uids: Vec<u32> = timed(self.timeout, "UID SEARCH", async {
+            self.session
+                .uid_search(query)
+                .await
+                .map_err(Error::from_imap)
+        })
+        .await?
+        .into_iter()
+        .collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
     /// Appends a message to `folder` with `flags` (a sent copy, a draft).
     pub async fn append(&mut self, folder: &str, flags: &[Flag], message: &[u8]) -> Result<()> {
         let flags = (!flags.is_empty()).then(|| flag_list(flags));

@@ -91,6 +91,52 @@ struct SealedEnvelope {
     message_id: String,
 }
 
+/// A message as it goes out unencrypted.
+fn plain(
+    account: &MailAccount,
+    compose: &Compose,
+    message_id: &str,
+    date: i64,
+) -> Result<Vec<u8>, CoreError> {
+    Ok(sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
+        from: (String::new(), account.address.clone()),
+        to: compose.to.clone(),
+        cc: compose.cc.clone(),
+        subject: compose.subject.clone(),
+        text: compose.text.clone(),
+        message_id: message_id.to_owned(),
+        in_reply_to: compose.in_reply_to.clone(),
+        date,
+        ..Default::default()
+    })?)
+}
+
+/// A message as the OpenPGP layer builds it.
+fn outgoing(
+    account: &MailAccount,
+    compose: &Compose,
+    message_id: &str,
+    clock: &dyn Clock,
+) -> OutgoingMail {
+    let mailbox = |address: &String| PgpMailbox {
+        name: None,
+        address: address.clone(),
+    };
+    OutgoingMail {
+        from: mailbox(&account.address),
+        to: compose.to.iter().map(mailbox).collect(),
+        cc: compose.cc.iter().map(mailbox).collect(),
+        subject: compose.subject.clone(),
+        text: compose.text.clone(),
+        html: None,
+        attachments: Vec::new(),
+        date: clock.now_unix(),
+        message_id: message_id.to_owned(),
+        in_reply_to: compose.in_reply_to.clone(),
+        autocrypt: Some(PreferEncrypt::Mutual),
+    }
+}
+
 fn domain(address: &str) -> &str {
     address.rsplit_once('@').map_or("localhost", |(_, d)| d)
 }
@@ -115,17 +161,7 @@ impl Mailbox<'_> {
         let raw = Zeroizing::new(if compose.encrypt {
             self.encrypted(account, compose, &recipients, &message_id, clock)?
         } else {
-            sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-                from: (String::new(), account.address.clone()),
-                to: compose.to.clone(),
-                cc: compose.cc.clone(),
-                subject: compose.subject.clone(),
-                text: compose.text.clone(),
-                message_id: message_id.clone(),
-                in_reply_to: compose.in_reply_to.clone(),
-                date,
-                ..Default::default()
-            })?
+            plain(account, compose, &message_id, date)?
         });
         let envelope = SealedEnvelope {
             from: account.address.clone(),
@@ -187,36 +223,7 @@ impl Mailbox<'_> {
         if !missing.is_empty() {
             return Err(CoreError::NoRecipientKey(missing));
         }
-        let mail = OutgoingMail {
-            from: PgpMailbox {
-                name: None,
-                address: account.address.clone(),
-            },
-            to: compose
-                .to
-                .iter()
-                .map(|a| PgpMailbox {
-                    name: None,
-                    address: a.clone(),
-                })
-                .collect(),
-            cc: compose
-                .cc
-                .iter()
-                .map(|a| PgpMailbox {
-                    name: None,
-                    address: a.clone(),
-                })
-                .collect(),
-            subject: compose.subject.clone(),
-            text: compose.text.clone(),
-            html: None,
-            attachments: Vec::new(),
-            date: clock.now_unix(),
-            message_id: message_id.to_owned(),
-            in_reply_to: compose.in_reply_to.clone(),
-            autocrypt: Some(PreferEncrypt::Mutual),
-        };
+        let mail = outgoing(account, compose, message_id, clock);
         Ok(sealpost_pgp::encrypt_mail(&mail, &own, &certs, now)?)
     }
 
@@ -348,32 +355,44 @@ impl Mailbox<'_> {
         Ok(())
     }
 
-    /// The account's Sent folder: the one the server marks `\Sent`, else one named
-    /// `Sent`, made if missing. The store learns of it too.
+    /// The account's Sent folder (see [`Mailbox::special_folder`]).
     async fn sent_folder(
         &self,
         imap: &mut sealpost_mail::ImapSession,
         account: &MailAccount,
     ) -> Result<String, CoreError> {
+        self.special_folder(imap, account, SpecialUse::Sent, "Sent")
+            .await
+    }
+
+    /// The folder the server marks with `use_`, else one called `name`, made if
+    /// missing. The store learns of it too.
+    async fn special_folder(
+        &self,
+        imap: &mut sealpost_mail::ImapSession,
+        account: &MailAccount,
+        use_: SpecialUse,
+        name: &str,
+    ) -> Result<String, CoreError> {
         let folders = imap.folders().await?;
-        let name = match folders
+        let found = match folders
             .iter()
-            .find(|f| f.special_use == Some(SpecialUse::Sent))
-            .or_else(|| folders.iter().find(|f| f.name.eq_ignore_ascii_case("Sent")))
+            .find(|f| f.special_use == Some(use_))
+            .or_else(|| folders.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
         {
             Some(f) => f.name.clone(),
             None => {
-                imap.create_folder("Sent").await?;
-                "Sent".to_owned()
+                imap.create_folder(name).await?;
+                name.to_owned()
             }
         };
         self.conn.execute(
             "INSERT INTO folder (account_id, name, special_use, uid_validity, uid_next,
-                 highest_modseq) VALUES (?1, ?2, 'Sent', 0, 0, 0)
+                 highest_modseq) VALUES (?1, ?2, ?3, 0, 0, 0)
              ON CONFLICT (account_id, name) DO NOTHING",
-            params![account.id, name],
+            params![account.id, found, name],
         )?;
-        Ok(name)
+        Ok(found)
     }
 
     // ------------------------------------------------------------------ drafts
@@ -439,6 +458,62 @@ impl Mailbox<'_> {
                 })
             })
             .collect()
+    }
+
+    /// Puts the draft `id` on the server, in the Drafts folder, replacing the copy put
+    /// there before, so the user's other mail programs and devices see it. A draft of an
+    /// encrypted message is encrypted to the user's own key only (and signed), with the
+    /// subject inside; a plain draft is plain, as it will be sent. The new copy is
+    /// appended before the old one is deleted, so the server always has one; a crash in
+    /// between leaves both, never neither.
+    pub async fn upload_draft(
+        &self,
+        account: &MailAccount,
+        id: i64,
+        clock: &dyn Clock,
+    ) -> Result<(), CoreError> {
+        let draft = self
+            .drafts(account)?
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| CoreError::NotInMailStore(format!("draft {id}")))?;
+        let message_id = format!("draft-{}@{}", random_id()?, domain(&account.address));
+        let raw = Zeroizing::new(if draft.compose.encrypt {
+            let own = keys::own_key(self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
+            let mail = outgoing(account, &draft.compose, &message_id, clock);
+            // No recipients: encrypt_mail always encrypts to the sender too.
+            sealpost_pgp::encrypt_mail(&mail, &own, &[], keys::system_time(clock))?
+        } else {
+            plain(account, &draft.compose, &message_id, clock.now_unix())?
+        });
+        let previous: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT message_id FROM draft_copy WHERE draft_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut imap = self.connect(account).await?;
+        let folder = self
+            .special_folder(&mut imap, account, SpecialUse::Drafts, "Drafts")
+            .await?;
+        imap.append(&folder, &[Flag::Draft, Flag::Seen], &raw)
+            .await?;
+        self.conn.execute(
+            "INSERT INTO draft_copy (draft_id, message_id) VALUES (?1, ?2)
+             ON CONFLICT (draft_id) DO UPDATE SET message_id = excluded.message_id",
+            params![id, message_id],
+        )?;
+        if let Some(old) = previous {
+            imap.select(&folder).await?;
+            let uids = imap.search_message_id(&old).await?;
+            if !uids.is_empty() {
+                imap.delete_messages(&uids).await?;
+            }
+        }
+        imap.logout().await?;
+        Ok(())
     }
 
     /// Deletes a draft (sent or discarded); whether there was one.

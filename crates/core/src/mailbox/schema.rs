@@ -79,6 +79,11 @@ pub const MAIL_MIGRATIONS: &[&str] = &[
          body        BLOB    NOT NULL,
          updated_at  INTEGER NOT NULL
      ) STRICT;",
+    // 2: the copy of each draft on the server (its Message-ID, to replace it).
+    "CREATE TABLE draft_copy (
+         draft_id    INTEGER NOT NULL PRIMARY KEY REFERENCES draft (id) ON DELETE CASCADE,
+         message_id  TEXT    NOT NULL
+     ) STRICT;",
 ];
 
 /// Opens (creating if needed) the mail store at `path` and brings its schema up to date.
