@@ -62,16 +62,26 @@ pub fn ensure_own_key(
     addresses: &[&str],
     clock: &dyn Clock,
 ) -> Result<KeyPair, CoreError> {
-    let now = system_time(clock);
-    if let Some(mut key) = own_key(u, clock)? {
-        if key.renew_if_needed(now)? {
-            store_own_key(u, &key, clock)?;
-        }
-        return Ok(key);
+    if renew_own_key_if_due(u, clock)? || u.secret(OWN_KEY)?.is_some() {
+        return own_key(u, clock)?.ok_or(CoreError::NoOwnKey);
     }
-    let key = KeyPair::generate(name, addresses, now)?;
+    let key = KeyPair::generate(name, addresses, system_time(clock))?;
     store_own_key(u, &key, clock)?;
     Ok(key)
+}
+
+/// Renews the user's key if it is close to expiring (or expired), and stores it; whether
+/// it did. The mail engine calls this on every sync and encrypted send, so a key in use
+/// never lapses; without a key it does nothing.
+pub fn renew_own_key_if_due(u: &Unlocked, clock: &dyn Clock) -> Result<bool, CoreError> {
+    let Some(mut key) = own_key(u, clock)? else {
+        return Ok(false);
+    };
+    if key.renew_if_needed(system_time(clock))? {
+        store_own_key(u, &key, clock)?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Makes an existing OpenPGP secret key (a GnuPG export, say) the user's key. Refused if

@@ -345,3 +345,45 @@ fn a_key_proven_through_real_mail_is_found_by_others_and_its_signatures_verify()
         opened.signature
     );
 }
+
+/// The own key renews itself before it lapses: near its expiry (or after it) the next
+/// renewal check extends it and stores the result; far from it nothing changes.
+#[test]
+fn the_own_key_renews_itself_when_due() {
+    use sealpost_core::clock::FixedClock;
+    const DAY: i64 = 24 * 3600;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_790_000_000;
+    let (u, _code) =
+        sealpost_core::vault::create(dir.path(), "alice", &pw(PW_A), &FixedClock(t0)).unwrap();
+    let key = keys::ensure_own_key(&u, "Alice", &[ALICE], &FixedClock(t0)).unwrap();
+    let expiry = |k: &KeyPair, at: i64| {
+        k.expiration(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at as u64))
+            .unwrap()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let first = expiry(&key, t0);
+    assert!(first > t0 + 365 * DAY, "made for years, not days");
+    // A month later: not due, nothing stored again.
+    assert!(!keys::renew_own_key_if_due(&u, &FixedClock(t0 + 30 * DAY)).unwrap());
+    // A week before it lapses: renewed, stored, same key.
+    let late = first - 7 * DAY;
+    assert!(keys::renew_own_key_if_due(&u, &FixedClock(late)).unwrap());
+    let renewed = keys::own_key(&u, &FixedClock(late)).unwrap().unwrap();
+    assert_eq!(renewed.fingerprint(), key.fingerprint());
+    assert!(expiry(&renewed, late) > late + 365 * DAY);
+    // And it still decrypts what was encrypted to it before.
+    let then = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t0 as u64 + 60);
+    let ct = sealpost_pgp::encrypt(b"old mail", &key, &[key.cert()], then).unwrap();
+    let ring = Keyring::load(&u, &FixedClock(late)).unwrap();
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(late as u64);
+    assert_eq!(
+        sealpost_pgp::decrypt(&ct, &ring.context(now))
+            .unwrap()
+            .plaintext,
+        b"old mail"
+    );
+}

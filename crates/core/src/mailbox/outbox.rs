@@ -208,6 +208,7 @@ impl Mailbox<'_> {
         clock: &dyn Clock,
     ) -> Result<Vec<u8>, CoreError> {
         let now = keys::system_time(clock);
+        keys::renew_own_key_if_due(self.u, clock)?;
         let own = keys::own_key(self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
         let mut certs = Vec::new();
         let mut missing = Vec::new();

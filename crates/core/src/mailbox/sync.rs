@@ -51,6 +51,8 @@ impl Mailbox<'_> {
         account: &MailAccount,
         clock: &dyn Clock,
     ) -> Result<SyncReport, CoreError> {
+        // A key in use never lapses: renewed here when due (a no-op otherwise).
+        keys::renew_own_key_if_due(self.u, clock)?;
         let mut imap = self.connect(account).await?;
         let mut report = SyncReport::default();
         let folders = imap.folders().await?;
