@@ -523,3 +523,67 @@ async fn drafts_of_encrypted_mail_are_on_the_server_encrypted_to_self() {
     ));
     assert!(as_eve.text.is_none());
 }
+
+/// Every plain mail carries the sender's Autocrypt key, and a reply to encrypted mail
+/// is refused unless it is encrypted too.
+#[tokio::test]
+async fn plain_mail_carries_autocrypt_and_replies_to_encrypted_mail_stay_encrypted() {
+    let servers = Servers::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let u = profile(&dir.path().join("alice"), "alice");
+    let key = keys::ensure_own_key(&u, "Alice", &[ALICE], &SystemClock).unwrap();
+    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let account = add(&mb, &servers, ALICE, ALICE_MAIL_PW);
+
+    mb.queue(
+        &account,
+        &compose(ALICE, "Plain note", "Nothing secret.", false),
+        &SystemClock,
+    )
+    .unwrap();
+    mb.queue(
+        &account,
+        &compose(ALICE, "Secret note", "The vault code.", true),
+        &SystemClock,
+    )
+    .unwrap();
+    mb.flush_outbox(&account, &SystemClock).await.unwrap();
+    let inbox = sync_until(&mb, &account, "INBOX", 2).await;
+
+    let plain = inbox.iter().find(|m| !m.encrypted).expect("the plain one");
+    let read = mb.read(plain.id, &SystemClock).unwrap();
+    let autocrypt = read.opened.unwrap().autocrypt.expect("an Autocrypt header");
+    assert_eq!(autocrypt.addr, ALICE);
+    assert_eq!(autocrypt.fingerprint(), key.fingerprint());
+
+    // Replies: plain to the plain mail is fine; plain to the encrypted one is refused.
+    let message_id = |id: i64| {
+        mb.read(id, &SystemClock)
+            .unwrap()
+            .opened
+            .unwrap()
+            .message_id
+            .expect("a Message-ID")
+    };
+    let reply = |to: i64, encrypt: bool| Compose {
+        in_reply_to: Some(message_id(to)),
+        ..compose(ALICE, "Re: note", "> quoted\nAnswer.", encrypt)
+    };
+    mb.queue(&account, &reply(plain.id, false), &SystemClock)
+        .unwrap();
+    let secret = inbox
+        .iter()
+        .find(|m| m.encrypted)
+        .expect("the encrypted one");
+    let refused = mb.queue(&account, &reply(secret.id, false), &SystemClock);
+    assert!(
+        matches!(
+            refused,
+            Err(CoreError::Pgp(sealpost_pgp::PgpError::ReplyMustBeEncrypted))
+        ),
+        "{refused:?}"
+    );
+    mb.queue(&account, &reply(secret.id, true), &SystemClock)
+        .unwrap();
+    assert_eq!(mb.outbox(&account).unwrap().len(), 2);
+}

@@ -156,12 +156,25 @@ impl Mailbox<'_> {
             return Err(CoreError::BadAddress("a message needs a recipient".into()));
         }
         let recipients: Vec<String> = compose.to.iter().chain(&compose.cc).cloned().collect();
+        // A reply to encrypted mail stays encrypted, or is not sent.
+        if !compose.encrypt
+            && let Some(original) = &compose.in_reply_to
+        {
+            let encrypted: bool = self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM message WHERE message_id_hash = ?1 AND encrypted = 1)",
+                [index::message_id_hash(&self.search_key, original)],
+                |r| r.get(0),
+            )?;
+            if encrypted {
+                return Err(sealpost_pgp::PgpError::ReplyMustBeEncrypted.into());
+            }
+        }
         let message_id = format!("{}@{}", random_id()?, domain(&account.address));
         let date = clock.now_unix();
         let raw = Zeroizing::new(if compose.encrypt {
             self.encrypted(account, compose, &recipients, &message_id, clock)?
         } else {
-            plain(account, compose, &message_id, date)?
+            self.with_autocrypt(account, plain(account, compose, &message_id, date)?, clock)?
         });
         let envelope = SealedEnvelope {
             from: account.address.clone(),
@@ -197,6 +210,32 @@ impl Mailbox<'_> {
             attempts: 0,
             last_error: String::new(),
         })
+    }
+
+    /// `raw` with an Autocrypt header in front, when the profile has a key bound to the
+    /// account's address (Autocrypt Level 1: every mail carries the sender's key).
+    fn with_autocrypt(
+        &self,
+        account: &MailAccount,
+        raw: Vec<u8>,
+        clock: &dyn Clock,
+    ) -> Result<Vec<u8>, CoreError> {
+        let Some(own) = keys::own_key(self.u, clock)? else {
+            return Ok(raw);
+        };
+        let Ok(value) = sealpost_pgp::autocrypt::header_value(
+            &own,
+            &account.address,
+            PreferEncrypt::Mutual,
+            keys::system_time(clock),
+        ) else {
+            // The key does not carry this address: no header rather than a wrong one.
+            return Ok(raw);
+        };
+        // Folded at the spaces the value leaves for it (RFC 5322 §2.2.3).
+        let mut out = format!("Autocrypt: {}\r\n", value.replace(' ', "\r\n ")).into_bytes();
+        out.extend_from_slice(&raw);
+        Ok(out)
     }
 
     fn encrypted(
