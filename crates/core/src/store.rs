@@ -49,6 +49,18 @@ const VAULT_MIGRATIONS: &[&str] = &[
 
 /// Opens (creating if asked) the vault database at `path` and brings its schema up to date.
 pub fn open_vault(path: &Path, create: bool) -> Result<Connection, CoreError> {
+    open_with_migrations(path, create, VAULT_MIGRATIONS)
+}
+
+/// Opens (creating if asked) a database of the profile at `path` with the profile's
+/// settings (WAL, `synchronous=FULL`, `secure_delete`, foreign keys) and applies the
+/// missing `migrations` (numbered by position, forward only; a file newer than them is
+/// refused). The vault and the mail store both open this way.
+pub(crate) fn open_with_migrations(
+    path: &Path,
+    create: bool,
+    migrations: &[&str],
+) -> Result<Connection, CoreError> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
@@ -59,7 +71,7 @@ pub fn open_vault(path: &Path, create: bool) -> Result<Connection, CoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    migrate(&mut conn, path, VAULT_MIGRATIONS)?;
+    migrate(&mut conn, path, migrations)?;
     Ok(conn)
 }
 

@@ -3,9 +3,8 @@
 //! Sealed columns are `BLOB`s; see the module docs of [`super`] for what is sealed.
 
 use std::path::Path;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::CoreError;
 
@@ -86,36 +85,8 @@ pub const MAIL_MIGRATIONS: &[&str] = &[
      ) STRICT;",
 ];
 
-/// Opens (creating if needed) the mail store at `path` and brings its schema up to date.
-/// The pragmas are the vault's (`crate::store`), set here because that module keeps its
-/// migration runner to itself.
+/// Opens (creating if needed) the mail store at `path` and brings its schema up to date,
+/// with the same settings and migration rules as the vault (`crate::store`).
 pub fn open(path: &Path) -> Result<Connection, CoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    let known = i64::try_from(MAIL_MIGRATIONS.len()).unwrap_or(i64::MAX);
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current > known {
-        return Err(CoreError::SchemaTooNew {
-            path: path.to_owned(),
-            found: current,
-            known,
-        });
-    }
-    for (version, sql) in (1..)
-        .zip(MAIL_MIGRATIONS.iter())
-        .skip(usize::try_from(current).unwrap_or(0))
-    {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
-    }
-    Ok(conn)
+    crate::store::open_with_migrations(path, true, MAIL_MIGRATIONS)
 }
