@@ -2,11 +2,12 @@
 //! by a watchdog if the test process dies), free loopback ports, waiting until a port
 //! answers, bounded helper commands, system users.
 
+use crate::watchdog::Watchdog;
 use std::fs::{self, File};
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -69,14 +70,14 @@ pub(crate) fn io(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ 
 pub(crate) struct Daemon {
     name: &'static str,
     child: Child,
-    watchdog: Option<(Child, ChildStdin)>,
+    watchdog: Option<Watchdog>,
 }
 
 impl Daemon {
     /// Spawns `cmd` and arms a watchdog that sends it `SIGTERM` if this process dies.
     pub(crate) fn spawn(name: &'static str, mut cmd: Command) -> Result<Self, DaemonError> {
         let child = cmd.spawn().map_err(io(name))?;
-        let watchdog = spawn_watchdog(child.id()).ok();
+        let watchdog = Watchdog::spawn(child.id(), "TERM").ok();
         Ok(Self {
             name,
             child,
@@ -124,7 +125,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        disarm(self.watchdog.take());
+        if let Some(w) = self.watchdog.take() {
+            w.disarm();
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = Command::new("kill")
                 .args(["-TERM", &self.child.id().to_string()])
@@ -144,39 +147,6 @@ impl Drop for Daemon {
                 Ok(None) => thread::sleep(Duration::from_millis(20)),
             }
         }
-    }
-}
-
-/// A process that sends `pid` `SIGTERM` once its stdin closes, which happens when this
-/// process ends, however it ends.
-fn spawn_watchdog(pid: u32) -> Result<(Child, ChildStdin), DaemonError> {
-    let mut child = Command::new("sh")
-        .args(["-c", "read -r _; kill -TERM \"$1\" 2>/dev/null", "sh"])
-        .arg(pid.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(io("starting the watchdog"))?;
-    match child.stdin.take() {
-        Some(stdin) => Ok((child, stdin)),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(DaemonError::Io {
-                what: "starting the watchdog".into(),
-                source: std::io::Error::other("no stdin pipe"),
-            })
-        }
-    }
-}
-
-/// Stops a watchdog without letting it fire.
-fn disarm(watchdog: Option<(Child, ChildStdin)>) {
-    if let Some((mut child, stdin)) = watchdog {
-        let _ = child.kill();
-        let _ = child.wait();
-        drop(stdin);
     }
 }
 

@@ -20,3 +20,4 @@ pub mod oidc;
 pub mod postfix;
 pub mod postgres;
 pub mod softhsm;
+mod watchdog;

@@ -15,11 +15,12 @@
 //! (`sh`, reading a pipe only this process holds) sends the postmaster `SIGQUIT` if the
 //! test process dies without dropping the cluster. Every wait is bounded.
 
+use crate::watchdog::Watchdog;
 use std::fs::{self, File};
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,7 +89,7 @@ pub enum PostgresError {
 #[derive(Debug)]
 pub struct PostgresCluster {
     server: Child,
-    watchdog: Option<(Child, ChildStdin)>,
+    watchdog: Option<Watchdog>,
     port: u16,
     data_dir: PathBuf,
     run_as: Option<RunAs>,
@@ -150,7 +151,7 @@ impl PostgresCluster {
             let port = free_port()?;
             let mut server = spawn_server(run_as.as_ref(), dir.path(), &data_dir, port, fsync)?;
             // Armed before the wait, so a test killed during start-up leaves nothing running.
-            let mut watchdog = spawn_watchdog(server.id()).ok();
+            let mut watchdog = Watchdog::spawn(server.id(), "QUIT").ok();
             match wait_ready(&mut server, port, dir.path()) {
                 Ok(()) => {
                     return Ok(Self {
@@ -164,12 +165,16 @@ impl PostgresCluster {
                 }
                 Err(Ready::PortTaken(e)) => {
                     // Someone took the port between our probe and the server's bind.
-                    disarm(watchdog.take());
+                    if let Some(w) = watchdog.take() {
+                        w.disarm();
+                    }
                     let _ = server.wait();
                     last_error = Some(e);
                 }
                 Err(Ready::Failed(e)) => {
-                    disarm(watchdog.take());
+                    if let Some(w) = watchdog.take() {
+                        w.disarm();
+                    }
                     stop_child(&mut server, run_as.as_ref(), &data_dir);
                     return Err(e);
                 }
@@ -239,7 +244,9 @@ impl PostgresCluster {
 
 impl Drop for PostgresCluster {
     fn drop(&mut self) {
-        disarm(self.watchdog.take());
+        if let Some(w) = self.watchdog.take() {
+            w.disarm();
+        }
         stop_child(&mut self.server, self.run_as.as_ref(), &self.data_dir);
         // `dir` (a TempDir) is removed when the fields drop, after this.
     }
@@ -395,41 +402,6 @@ fn wait_ready(server: &mut Child, port: u16, dir: &Path) -> Result<(), Ready> {
             }));
         }
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A process that sends the postmaster `SIGQUIT` (immediate shutdown) once its stdin
-/// closes, which happens when this process ends, however it ends. It is our child, so
-/// as root it may signal the `postgres` user's process.
-fn spawn_watchdog(pid: u32) -> Result<(Child, ChildStdin), PostgresError> {
-    let mut child = Command::new("sh")
-        .args(["-c", "read -r _; kill -QUIT \"$1\" 2>/dev/null", "sh"])
-        .arg(pid.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(io("starting the watchdog"))?;
-    match child.stdin.take() {
-        Some(stdin) => Ok((child, stdin)),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(PostgresError::Io {
-                what: "starting the watchdog".into(),
-                source: std::io::Error::other("no stdin pipe"),
-            })
-        }
-    }
-}
-
-/// Stops a watchdog without letting it fire: killed before its stdin closes, so it
-/// cannot signal a pid that has since been reused.
-fn disarm(watchdog: Option<(Child, ChildStdin)>) {
-    if let Some((mut child, stdin)) = watchdog {
-        let _ = child.kill();
-        let _ = child.wait();
-        drop(stdin);
     }
 }
 
