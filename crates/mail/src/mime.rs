@@ -43,6 +43,9 @@ pub struct Draft {
     pub in_reply_to: Option<String>,
     /// `Date` as Unix seconds (the caller's clock).
     pub date: i64,
+    /// The value of an `Autocrypt` header (the sender's key), if one goes out. This
+    /// crate knows no keys: the caller makes the value.
+    pub autocrypt: Option<String>,
 }
 
 /// Builds the RFC 5322 bytes of `draft`. `Bcc` is never written: put those addresses
@@ -81,6 +84,12 @@ pub fn build(draft: &Draft) -> Result<Vec<u8>> {
     }
     for a in &draft.attachments {
         builder = builder.attachment(a.content_type.as_str(), a.name.as_str(), a.data.as_slice());
+    }
+    if let Some(value) = &draft.autocrypt {
+        builder = builder.header(
+            "Autocrypt",
+            mail_builder::headers::raw::Raw::new(value.as_str()),
+        );
     }
     builder
         .write_to_vec()

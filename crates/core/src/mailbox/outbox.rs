@@ -97,6 +97,7 @@ fn plain(
     compose: &Compose,
     message_id: &str,
     date: i64,
+    autocrypt: Option<String>,
 ) -> Result<Vec<u8>, CoreError> {
     Ok(sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
         from: (String::new(), account.address.clone()),
@@ -107,6 +108,7 @@ fn plain(
         message_id: message_id.to_owned(),
         in_reply_to: compose.in_reply_to.clone(),
         date,
+        autocrypt,
         ..Default::default()
     })?)
 }
@@ -174,7 +176,13 @@ impl Mailbox<'_> {
         let raw = Zeroizing::new(if compose.encrypt {
             self.encrypted(account, compose, &recipients, &message_id, clock)?
         } else {
-            self.with_autocrypt(account, plain(account, compose, &message_id, date)?, clock)?
+            plain(
+                account,
+                compose,
+                &message_id,
+                date,
+                self.autocrypt(account, clock)?,
+            )?
         });
         let envelope = SealedEnvelope {
             from: account.address.clone(),
@@ -212,30 +220,24 @@ impl Mailbox<'_> {
         })
     }
 
-    /// `raw` with an Autocrypt header in front, when the profile has a key bound to the
-    /// account's address (Autocrypt Level 1: every mail carries the sender's key).
-    fn with_autocrypt(
+    /// The value of the sender's Autocrypt header, when the profile has a key bound to
+    /// the account's address (Autocrypt Level 1: every mail carries the sender's key).
+    fn autocrypt(
         &self,
         account: &MailAccount,
-        raw: Vec<u8>,
         clock: &dyn Clock,
-    ) -> Result<Vec<u8>, CoreError> {
+    ) -> Result<Option<String>, CoreError> {
         let Some(own) = keys::own_key(self.u, clock)? else {
-            return Ok(raw);
+            return Ok(None);
         };
-        let Ok(value) = sealpost_pgp::autocrypt::header_value(
+        // A key that does not carry this address gets no header rather than a wrong one.
+        Ok(sealpost_pgp::autocrypt::header_value(
             &own,
             &account.address,
             PreferEncrypt::Mutual,
             keys::system_time(clock),
-        ) else {
-            // The key does not carry this address: no header rather than a wrong one.
-            return Ok(raw);
-        };
-        // Folded at the spaces the value leaves for it (RFC 5322 §2.2.3).
-        let mut out = format!("Autocrypt: {}\r\n", value.replace(' ', "\r\n ")).into_bytes();
-        out.extend_from_slice(&raw);
-        Ok(out)
+        )
+        .ok())
     }
 
     fn encrypted(
@@ -524,7 +526,7 @@ impl Mailbox<'_> {
             // No recipients: encrypt_mail always encrypts to the sender too.
             sealpost_pgp::encrypt_mail(&mail, &own, &[], keys::system_time(clock))?
         } else {
-            plain(account, &draft.compose, &message_id, clock.now_unix())?
+            plain(account, &draft.compose, &message_id, clock.now_unix(), None)?
         });
         let previous: Option<String> = self
             .conn
