@@ -20,7 +20,9 @@
 //!   compressed) and [`decrypt`], which returns plaintext only after the whole message
 //!   was read and checked; [`SignatureStatus`] and the rules behind it.
 //! - [`mime`]: [`encrypt_mail`] builds a complete RFC 5322 message (RFC 3156 PGP/MIME,
-//!   protected headers, Subject `...` outside); [`open_mail`] reads any message.
+//!   protected headers, Subject `...` outside); [`sign_mail`] builds a signed-only one
+//!   (RFC 3156 `multipart/signed`, the signed entity 7-bit and CRLF so it arrives byte for
+//!   byte, `transfer.rs`); [`open_mail`] reads any message.
 //! - [`autocrypt`]: the `Autocrypt:` header out and in.
 //! - [`quote`]: plain-text reply and forward quotes; an encrypted original cannot get a
 //!   plain reply.
@@ -124,6 +126,7 @@ pub mod mime;
 pub mod passphrase;
 pub mod quote;
 pub mod sop_support;
+mod transfer;
 
 pub use autocrypt::{AutocryptKey, PreferEncrypt};
 pub use contact::contact_cert;
@@ -135,7 +138,7 @@ pub use message::{
 };
 pub use mime::{
     Attachment, EncryptionStatus, Mailbox, OpenedMail, OutgoingMail, PLACEHOLDER_SUBJECT,
-    encrypt_mail, open_mail,
+    encrypt_mail, open_mail, sign_mail,
 };
 pub use passphrase::Passphrase;
 pub use quote::{Protection, check_reply_protection, forward_quote, reply_quote};

@@ -1,5 +1,6 @@
-//! PGP/MIME mail (RFC 3156) with protected headers: building an encrypted message, and
-//! opening any message under the EFAIL rules. MIME is parsed by `mail-parser` and written
+//! PGP/MIME mail (RFC 3156) with protected headers: building an encrypted message
+//! ([`encrypt_mail`]) or a signed-only one ([`sign_mail`]), and opening any message under
+//! the EFAIL rules. MIME is parsed by `mail-parser` and written
 //! by `mail-builder`; nothing here splits MIME by hand.
 //!
 //! # What is decrypted automatically
@@ -24,11 +25,13 @@ use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text as BuilderText;
 use mail_builder::mime::MimePart;
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
-use sequoia_openpgp::Cert;
+use sequoia_openpgp::parse::Parse;
+use sequoia_openpgp::types::HashAlgorithm;
+use sequoia_openpgp::{Cert, Packet, PacketPile};
 
 use crate::autocrypt::{self, AutocryptKey, PreferEncrypt};
 use crate::message::{self, OpenContext, SigCheck, SignatureStatus};
-use crate::{DecryptFailure, KeyPair, PgpError};
+use crate::{DecryptFailure, KeyPair, PgpError, transfer};
 
 /// The Subject outside an encrypted message; the real one travels inside.
 pub const PLACEHOLDER_SUBJECT: &str = "...";
@@ -67,7 +70,7 @@ pub struct Attachment {
     pub data: Vec<u8>,
 }
 
-/// A message to encrypt and send.
+/// A message to send, encrypted ([`encrypt_mail`]) or signed only ([`sign_mail`]).
 #[derive(Debug, Clone)]
 pub struct OutgoingMail {
     /// The sender.
@@ -76,13 +79,14 @@ pub struct OutgoingMail {
     pub to: Vec<Mailbox>,
     /// Copy recipients.
     pub cc: Vec<Mailbox>,
-    /// The real subject: it appears only inside the encrypted part.
+    /// The real subject: inside the encrypted part only, when encrypted (outside it is
+    /// [`PLACEHOLDER_SUBJECT`]); both outside and inside the signed part when signed.
     pub subject: String,
     /// The plain-text body.
     pub text: String,
     /// An optional HTML alternative.
     pub html: Option<String>,
-    /// Attachments; they travel inside the encrypted part.
+    /// Attachments; they travel inside the encrypted or signed part.
     pub attachments: Vec<Attachment>,
     /// The Date header, in seconds since the Unix epoch.
     pub date: i64,
@@ -149,15 +153,8 @@ pub fn encrypt_mail(
     recipients: &[Cert],
     now: SystemTime,
 ) -> Result<Vec<u8>, PgpError> {
-    let from = mail.from.address.trim();
-    if !sender
-        .addresses(now)
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(from))
-    {
-        return Err(PgpError::FromNotBound(mail.from.address.clone()));
-    }
-    let inner = inner_entity(mail);
+    check_from(mail, sender, now)?;
+    let inner = inner_entity(mail, Leaves::Auto);
     let mut plaintext: Vec<u8> = Vec::new();
     inner.write_part(&mut plaintext);
     let armored = message::encrypt(&plaintext, sender, recipients, now)?;
@@ -180,9 +177,127 @@ pub fn encrypt_mail(
             .inline(),
         ],
     );
+    envelope(mail, PLACEHOLDER_SUBJECT, sender, now)?
+        .body(body)
+        .write_to_vec()
+        .map_err(|e| PgpError::Mime(e.to_string()))
+}
+
+/// Builds a complete RFC 5322 message signed but not encrypted (RFC 3156 §5):
+/// From/To/Cc/Date/Message-ID/In-Reply-To/Subject/Autocrypt outside, and a
+/// `multipart/signed; micalg=...; protocol="application/pgp-signature"` body. Its first
+/// part is the signed entity, the same `multipart/mixed; protected-headers="v1"` entity
+/// that [`encrypt_mail`] encrypts (real headers, text, HTML, attachments); its second
+/// part is the detached, armored signature by `sender`'s signing key over exactly the
+/// bytes of the first part, headers included, with CRLF line endings. `micalg` names the
+/// hash the signature really uses.
+///
+/// Everything in the signed entity is 7-bit with CRLF line endings and short lines:
+/// text is quoted-printable (trailing white space, `From ` and a leading `.` encoded),
+/// attachments base64, so no transport changes a signed byte. The CRLF in front of the
+/// closing boundary is the boundary's, not the entity's (RFC 2046 §5.1.1), so every
+/// reader agrees on what was signed.
+///
+/// Refuses a From address that is not bound to `sender` ([`PgpError::FromNotBound`]):
+/// its recipients would see a bad signature.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use sealpost_pgp::{EncryptionStatus, KeyPair, Mailbox, OpenContext, OutgoingMail,
+///     SignatureStatus, open_mail, sign_mail};
+///
+/// let now = SystemTime::now();
+/// let alice = KeyPair::generate("Alice", &["alice@example.org"], now)?;
+/// let mail = OutgoingMail {
+///     from: Mailbox::new("Alice", "alice@example.org"),
+///     to: vec![Mailbox::new("Bob", "bob@example.org")],
+///     cc: vec![],
+///     subject: "Minutes".into(),
+///     text: "Signed, not sealed.".into(),
+///     html: None,
+///     attachments: vec![],
+///     date: 1_700_000_000,
+///     message_id: "2@example.org".into(),
+///     in_reply_to: None,
+///     autocrypt: None,
+/// };
+/// let raw = sign_mail(&mail, &alice, now)?;
+/// assert!(String::from_utf8_lossy(&raw).contains("Subject: Minutes"));
+///
+/// let known = [alice.cert()];
+/// let opened = open_mail(&raw, &OpenContext::new(&[], &known, now))?;
+/// assert_eq!(opened.encryption, EncryptionStatus::NotEncrypted);
+/// assert_eq!(opened.signature, SignatureStatus::ValidUnconfirmed { signer: alice.fingerprint() });
+/// # Ok::<(), sealpost_pgp::PgpError>(())
+/// ```
+pub fn sign_mail(
+    mail: &OutgoingMail,
+    sender: &KeyPair,
+    now: SystemTime,
+) -> Result<Vec<u8>, PgpError> {
+    check_from(mail, sender, now)?;
+    let mut entity: Vec<u8> = Vec::new();
+    inner_entity(mail, Leaves::TransportSafe).write_part(&mut entity);
+    let signed = match entity.strip_suffix(b"\r\n") {
+        Some(without_crlf) => without_crlf.to_vec(),
+        None => entity,
+    };
+    // Checked, not assumed: mail-builder writes the headers.
+    if !transfer::transport_safe(&signed) {
+        return Err(PgpError::Mime(
+            "the signed entity would not survive transport unchanged".into(),
+        ));
+    }
+    let signature = message::sign_detached(&signed, sender, now)?;
+    let micalg = micalg(&signature)?;
+
+    let body = MimePart::new(
+        BuilderContentType::new("multipart/signed")
+            .attribute("micalg", micalg)
+            .attribute("protocol", "application/pgp-signature"),
+        vec![
+            MimePart::raw(signed),
+            MimePart::new(
+                BuilderContentType::new("application/pgp-signature")
+                    .attribute("name", "signature.asc"),
+                crlf(&signature).into_owned(),
+            )
+            .transfer_encoding("7bit")
+            .header("Content-Description", Raw::new("OpenPGP digital signature"))
+            .attachment("signature.asc"),
+        ],
+    );
+    envelope(mail, &mail.subject, sender, now)?
+        .body(body)
+        .write_to_vec()
+        .map_err(|e| PgpError::Mime(e.to_string()))
+}
+
+/// Refuses a From address that is not a User ID of `sender`'s key at `now`.
+fn check_from(mail: &OutgoingMail, sender: &KeyPair, now: SystemTime) -> Result<(), PgpError> {
+    let from = mail.from.address.trim();
+    if sender
+        .addresses(now)
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(from))
+    {
+        Ok(())
+    } else {
+        Err(PgpError::FromNotBound(mail.from.address.clone()))
+    }
+}
+
+/// The outer headers: From, Subject `subject`, Date, Message-ID, To, Cc, In-Reply-To and
+/// References, and the Autocrypt header when asked for.
+fn envelope<'a>(
+    mail: &'a OutgoingMail,
+    subject: &'a str,
+    sender: &KeyPair,
+    now: SystemTime,
+) -> Result<MessageBuilder<'a>, PgpError> {
     let mut builder = MessageBuilder::new()
         .from(address(&mail.from))
-        .subject(PLACEHOLDER_SUBJECT)
+        .subject(subject)
         .date(BuilderDate::new(mail.date))
         .message_id(mail.message_id.as_str());
     if !mail.to.is_empty() {
@@ -198,27 +313,89 @@ pub fn encrypt_mail(
         let value = autocrypt::header_value(sender, &mail.from.address, prefer, now)?;
         builder = builder.header("Autocrypt", Raw::new(value));
     }
-    builder
-        .body(body)
-        .write_to_vec()
-        .map_err(|e| PgpError::Mime(e.to_string()))
+    Ok(builder)
 }
 
-/// The entity that gets encrypted: protected headers on a `multipart/mixed` root.
-fn inner_entity(mail: &OutgoingMail) -> MimePart<'_> {
-    let text = MimePart::new("text/plain", mail.text.as_str());
+/// The RFC 3156 `micalg` value for the hash an armored signature used (the OpenPGP text
+/// names of RFC 9580 §9.5, lower case, prefixed `pgp-`).
+fn micalg(armored_signature: &[u8]) -> Result<&'static str, PgpError> {
+    let pile = PacketPile::from_bytes(armored_signature).map_err(PgpError::openpgp)?;
+    let hash = pile
+        .descendants()
+        .find_map(|p| match p {
+            Packet::Signature(sig) => Some(sig.hash_algo()),
+            _ => None,
+        })
+        .ok_or_else(|| PgpError::OpenPgp("no signature was made".into()))?;
+    match hash {
+        HashAlgorithm::SHA256 => Ok("pgp-sha256"),
+        HashAlgorithm::SHA384 => Ok("pgp-sha384"),
+        HashAlgorithm::SHA512 => Ok("pgp-sha512"),
+        HashAlgorithm::SHA224 => Ok("pgp-sha224"),
+        HashAlgorithm::SHA3_256 => Ok("pgp-sha3-256"),
+        HashAlgorithm::SHA3_512 => Ok("pgp-sha3-512"),
+        HashAlgorithm::SHA1 => Ok("pgp-sha1"),
+        HashAlgorithm::RipeMD => Ok("pgp-ripemd160"),
+        other => Err(PgpError::OpenPgp(format!(
+            "no micalg name for the hash {other}"
+        ))),
+    }
+}
+
+/// How the leaves of an entity are transfer-encoded.
+#[derive(Debug, Clone, Copy)]
+enum Leaves {
+    /// As mail-builder chooses (`7bit`, quoted-printable or base64): inside encryption,
+    /// no transport can change them.
+    Auto,
+    /// Text quoted-printable, everything else base64 (`transfer.rs`): a signed entity
+    /// travels in the clear and must arrive byte for byte.
+    TransportSafe,
+}
+
+/// A text leaf (`text/plain`, `text/html`) in UTF-8.
+fn text_leaf<'a>(media: &'a str, text: &'a str, leaves: Leaves) -> MimePart<'a> {
+    match leaves {
+        Leaves::Auto => MimePart::new(media, text),
+        Leaves::TransportSafe => MimePart::new(
+            BuilderContentType::new(media).attribute("charset", "utf-8"),
+            transfer::quoted_printable(text.as_bytes()),
+        )
+        .transfer_encoding("quoted-printable"),
+    }
+}
+
+/// A leaf of bytes (an attachment).
+fn data_leaf<'a>(
+    content_type: BuilderContentType<'a>,
+    data: &'a [u8],
+    leaves: Leaves,
+) -> MimePart<'a> {
+    match leaves {
+        Leaves::Auto => MimePart::new(content_type, data),
+        Leaves::TransportSafe => {
+            MimePart::new(content_type, transfer::base64_lines(data)).transfer_encoding("base64")
+        }
+    }
+}
+
+/// The entity that gets encrypted or signed: protected headers on a `multipart/mixed`
+/// root.
+fn inner_entity(mail: &OutgoingMail, leaves: Leaves) -> MimePart<'_> {
+    let text = text_leaf("text/plain", mail.text.as_str(), leaves);
     let content = match &mail.html {
         Some(html) => MimePart::new(
             "multipart/alternative",
-            vec![text, MimePart::new("text/html", html.as_str())],
+            vec![text, text_leaf("text/html", html.as_str(), leaves)],
         ),
         None => text,
     };
     let mut parts = vec![content];
     for a in &mail.attachments {
-        let part = MimePart::new(
+        let part = data_leaf(
             BuilderContentType::new(media_type(&a.content_type)),
             a.data.as_slice(),
+            leaves,
         );
         parts.push(match &a.name {
             Some(name) => part.attachment(name.as_str()),
