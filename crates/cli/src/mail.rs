@@ -328,6 +328,25 @@ fn mail_password(from_stdin: bool, address: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(line.as_str()))
 }
 
+/// Where `mail account add` looks for settings: the usual places, trusting the
+/// account's extra CA too. [`AUTOCONFIG_URL_ENV`] replaces the places with one URL
+/// template (tests serve the document from loopback).
+fn discovery(extra_roots_pem: &str) -> anyhow::Result<sealpost_mail::autoconfig::Discovery> {
+    let mut d = sealpost_mail::autoconfig::Discovery::default();
+    if let Some(url) = std::env::var(AUTOCONFIG_URL_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        d.autoconfig_urls = vec![url];
+        d.imap_guesses.clear();
+        d.smtp_guesses.clear();
+    }
+    Ok(d.with_extra_roots_pem(extra_roots_pem)?)
+}
+
+/// An autoconfig URL template (`{domain}`, `{email}`) to use instead of the usual ones.
+const AUTOCONFIG_URL_ENV: &str = "SEALPOST_AUTOCONFIG_URL";
+
 fn host_port(s: &str, starttls: bool) -> anyhow::Result<Server> {
     let (host, port) = s
         .rsplit_once(':')
@@ -430,7 +449,7 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
                 (Some(i), Some(s)) => (i, s, None),
                 (i, s) => {
                     let settings = rt.block_on(sealpost_mail::autoconfig::discover(
-                        &sealpost_mail::autoconfig::Discovery::default(),
+                        &discovery(&extra_roots_pem)?,
                         &address,
                     ))?;
                     (
@@ -620,7 +639,7 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
                     subject,
                     text: text.to_string(),
                     encrypt,
-                    in_reply_to: None,
+                    ..Compose::default()
                 },
                 &clock,
             )?;

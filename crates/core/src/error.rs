@@ -138,6 +138,15 @@ pub enum CoreError {
     /// An encrypted send was refused: these recipients have no known key.
     #[error("cannot encrypt: no key known for {}", .0.join(", "))]
     NoRecipientKey(Vec<String>),
+    /// The account still holds something the user wrote that exists nowhere else.
+    #[error("{0}")]
+    AccountBusy(String),
+    /// The profile is locked (or there is none): unlock it first.
+    #[error("the profile is locked; unlock it first")]
+    Locked,
+    /// The app's session thread is gone (it stopped, or a bug ended it).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A step was made to fail on purpose by a test.
     #[doc(hidden)]
     #[error("injected failure at {0}")]
@@ -187,6 +196,9 @@ impl CoreError {
             Self::NoMailAccount(_) => "no_mail_account",
             Self::NotInMailStore(_) => "not_in_mail_store",
             Self::NoRecipientKey(_) => "no_recipient_key",
+            Self::AccountBusy(_) => "account_busy",
+            Self::Locked => "locked",
+            Self::Internal(_) => "internal",
             Self::Injected(_) => "injected",
         }
     }

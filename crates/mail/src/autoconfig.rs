@@ -124,6 +124,54 @@ impl Default for Discovery {
     }
 }
 
+impl Discovery {
+    /// Also trusts the CA certificates in `pem` (as a user gives them for an account
+    /// with a private CA), for the autoconfig documents and for the probes.
+    pub fn with_extra_roots_pem(mut self, pem: &str) -> Result<Self> {
+        let ders = pem_certificates(pem)?;
+        if ders.is_empty() {
+            return Ok(self);
+        }
+        let mut builder = reqwest::Client::builder();
+        for der in &ders {
+            let cert = reqwest::Certificate::from_der(der)
+                .map_err(|e| Error::Setup(format!("a CA certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+            self.tls = self.tls.with_extra_root(der);
+        }
+        self.http = builder
+            .build()
+            .map_err(|e| Error::Setup(format!("the HTTP client: {e}")))?;
+        Ok(self)
+    }
+}
+
+/// The DER certificates in a PEM text (anything else in it is ignored).
+fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            current = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            if let Some(b64) = current.take() {
+                out.push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map_err(|e| Error::Invalid {
+                            what: "CA certificate (PEM)",
+                            value: e.to_string(),
+                        })?,
+                );
+            }
+        } else if let Some(b64) = current.as_mut() {
+            b64.push_str(line);
+        }
+    }
+    Ok(out)
+}
+
 /// Finds the servers for `address`: autoconfig, then guesses (see the module docs).
 pub async fn discover(discovery: &Discovery, address: &str) -> Result<AccountSettings> {
     let (local, domain) = split_address(address)?;

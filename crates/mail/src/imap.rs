@@ -447,9 +447,21 @@ impl ImapSession {
         })
     }
 
+    /// Each response is turned into a [`MessageInfo`] as it arrives and dropped: a
+    /// response holds on to a buffer of the connection many times its size, so keeping
+    /// 10,000 of them at once cost tens of megabytes.
     async fn fetch_infos(&mut self, uids: &str, query: &str) -> Result<Vec<MessageInfo>> {
-        let fetches = self.uid_fetch(uids, query).await?;
-        Ok(fetches.iter().filter_map(info).collect())
+        timed(self.timeout, "UID FETCH", async {
+            self.session
+                .uid_fetch(uids, query)
+                .await
+                .map_err(Error::from_imap)?
+                .map_err(Error::from_imap)
+                .try_filter_map(|f| std::future::ready(Ok(info(&f))))
+                .try_collect()
+                .await
+        })
+        .await
     }
 
     async fn uid_fetch(&mut self, uids: &str, query: &str) -> Result<Vec<Fetch>> {
@@ -485,12 +497,24 @@ impl ImapSession {
             return Ok(Vec::new());
         }
         let set = uid_set(uids)?;
-        let fetches = self.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-        let mut out: Vec<(u32, Vec<u8>)> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .filter(|(uid, _)| uids.contains(uid))
-            .collect();
+        let wanted: BTreeSet<u32> = uids.iter().copied().collect();
+        let mut out: Vec<(u32, Vec<u8>)> = timed(self.timeout, "UID FETCH", async {
+            self.session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await
+                .map_err(Error::from_imap)?
+                .map_err(Error::from_imap)
+                .try_filter_map(|f| {
+                    let found = f
+                        .uid
+                        .filter(|uid| wanted.contains(uid))
+                        .zip(f.body().map(<[u8]>::to_vec));
+                    std::future::ready(Ok(found))
+                })
+                .try_collect()
+                .await
+        })
+        .await?;
         out.sort_by_key(|(uid, _)| *uid);
         Ok(out)
     }

@@ -11,13 +11,19 @@
 //! - [`postfix`]: Postfix submission (implicit TLS and STARTTLS) delivering to Dovecot.
 //! - [`oidc`]: an OpenID Connect / OAuth2 provider (npm `oidc-provider` under Node).
 //! - [`daemon`]: what these mail servers share (stop on drop, free ports, waiting).
+//! - [`https`]: a tiny HTTPS server of fixed documents (autoconfig files).
+//! - [`proxy`]: a TCP proxy that tests put between a client and a server to cut
+//!   connections, take the server down and up, or act when given traffic passes.
+//! - [`watchdog`]: [`watchdog::deadline`], a bound on a whole test.
 
 pub mod daemon;
 pub mod dovecot;
 pub mod gnupg;
+pub mod https;
 pub mod mailtls;
 pub mod oidc;
 pub mod postfix;
 pub mod postgres;
+pub mod proxy;
 pub mod softhsm;
-mod watchdog;
+pub mod watchdog;

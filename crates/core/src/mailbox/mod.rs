@@ -3,8 +3,9 @@
 //!
 //! What it is: everything between the wire (`sealpost-mail`, which knows bytes) and a
 //! UI (which knows a list and a reader). What it is not: MIME or OpenPGP (that is
-//! `sealpost-mail::mime` and `sealpost-pgp`), or a scheduler: the app decides when to
-//! call [`Mailbox::sync`] and [`Mailbox::flush_outbox`].
+//! `sealpost-mail::mime` and `sealpost-pgp`). [`scheduler::run_account`] keeps one
+//! account in sync in the background (sync, outbox, IDLE, reconnecting with backoff);
+//! a script calls [`Mailbox::sync`] and [`Mailbox::flush_outbox`] itself.
 //!
 //! # Files and what is sealed
 //!
@@ -20,6 +21,7 @@
 //! | `search`  | keyed hashes of words (see below)                              | —                                           |
 //! | `outbox`  | account, state, attempts, times, keyed hash of the Message-ID  | the envelope and the exact bytes to send    |
 //! | `draft`   | account, time                                                  | the draft                                   |
+//! | `flag_change` | message, flag, set or cleared (made in the app, not yet told to the server) | —                        |
 //!
 //! The rule: whatever a message says (who wrote, to whom, about what, the text) is
 //! sealed; what the server says about it (folder, UID, flags, date, size) is not, so the
@@ -66,6 +68,12 @@
 //! point starts again from the saved state; UIDs already stored are not fetched twice
 //! (`UNIQUE (folder, uid_validity, uid)`), and pending messages are opened next time.
 //!
+//! Flags changed in the app ([`Mailbox::set_flag_local`], [`Mailbox::mark_seen`]) change
+//! the store at once and are recorded in `flag_change`; the next sync tells the server
+//! first (`UID STORE`), then reads the server's flags, so the server's old state never
+//! overwrites the user's change. A message with a change not yet told keeps its local
+//! flags when the server's are read.
+//!
 //! # The outbox
 //!
 //! [`Mailbox::queue`] builds the exact bytes (encrypted and signed when asked, with a
@@ -85,10 +93,12 @@
 //! - [`schema`]: the database and its migrations.
 //! - `index`: word normalisation and keyed hashing for search.
 //! - `sync`: fetching, opening and indexing messages; flags and moves.
+//! - [`scheduler`]: the background loop of one account, and the events it reports.
 //! - `outbox`: composing, the outbox, drafts.
 
 mod index;
 mod outbox;
+pub mod scheduler;
 pub mod schema;
 mod sync;
 
@@ -104,13 +114,16 @@ use serde::{Deserialize, Serialize};
 use crate::vault::Unlocked;
 use crate::{Clock, CoreError};
 
-pub use outbox::{Compose, Draft, FlushReport, OutboxEntry, OutboxStep};
-pub use sync::SyncReport;
+pub use outbox::{Compose, ComposeAttachment, Draft, FlushReport, OutboxEntry, OutboxStep};
+pub use sync::{SyncProgress, SyncReport};
 
 /// The mail store's file name inside a profile directory.
 pub const MAIL_FILE: &str = "mail.sqlite3";
 /// The vault secret holding the search index's HMAC key.
 pub const SEARCH_KEY_SECRET: &str = "mail/search-key";
+/// Up to this many hits, [`Mailbox::search_page`] looks each up and sorts them; above,
+/// it walks the messages newest first (measured by `benches/mail_search.rs`).
+const SEARCH_SORT_MAX: i64 = 4000;
 /// How long any one network step may take.
 pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -419,6 +432,30 @@ impl<'u> Mailbox<'u> {
         self.account(&id)
     }
 
+    /// Removes an account from this device: its folders and messages (copies of what
+    /// its server keeps) and its password. Refused while its outbox or its drafts hold
+    /// something the user wrote, which would exist nowhere else.
+    pub fn remove_account(&self, id: &str) -> Result<(), CoreError> {
+        let account = self.account(id)?;
+        let (waiting, drafts): (i64, i64) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM outbox WHERE account_id = ?1),
+                    (SELECT count(*) FROM draft WHERE account_id = ?1)",
+            [&account.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if waiting > 0 || drafts > 0 {
+            return Err(CoreError::AccountBusy(format!(
+                "{} still has {waiting} message(s) waiting to be sent and {drafts} draft(s): \
+                 send or delete them first",
+                account.address
+            )));
+        }
+        self.conn
+            .execute("DELETE FROM account WHERE id = ?1", [&account.id])?;
+        self.u.delete_secret(&password_secret(&account.id))?;
+        Ok(())
+    }
+
     /// Every account, oldest first.
     pub fn accounts(&self) -> Result<Vec<MailAccount>, CoreError> {
         let mut stmt = self.conn.prepare(
@@ -519,29 +556,69 @@ impl<'u> Mailbox<'u> {
         ids.into_iter().map(|id| self.summary(id)).collect()
     }
 
+    /// A window of a folder's messages, newest first, and how many the folder holds:
+    /// what a virtualized list asks for as it scrolls. Only the rows of the window are
+    /// opened, so the cost does not grow with the folder.
+    pub fn list_page(
+        &self,
+        account: &MailAccount,
+        folder: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(i64, Vec<MessageSummary>), CoreError> {
+        let folder_id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM folder WHERE account_id = ?1 AND name = ?2",
+                params![account.id, folder],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(folder_id) = folder_id else {
+            return Ok((0, Vec::new()));
+        };
+        let total: i64 = self.conn.query_row(
+            "SELECT count(*) FROM message WHERE folder_id = ?1",
+            [folder_id],
+            |r| r.get(0),
+        )?;
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM message WHERE folder_id = ?1
+                 ORDER BY date DESC, id DESC LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(params![folder_id, limit, offset], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let rows = ids
+            .into_iter()
+            .map(|id| self.summary(id))
+            .collect::<Result<_, _>>()?;
+        Ok((total, rows))
+    }
+
     /// One list row.
     pub fn summary(&self, id: i64) -> Result<MessageSummary, CoreError> {
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT f.name, m.uid, m.flags, m.date, m.encrypted, m.signed, m.state,
                         m.size, m.summary
                  FROM message m JOIN folder f ON f.id = m.folder_id WHERE m.id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, bool>(4)?,
-                        r.get::<_, bool>(5)?,
-                        r.get::<_, String>(6)?,
-                        r.get::<_, i64>(7)?,
-                        r.get::<_, Vec<u8>>(8)?,
-                    ))
-                },
-            )
+            )?
+            .query_row([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Vec<u8>>(8)?,
+                ))
+            })
             .optional()?
             .ok_or_else(|| CoreError::NotInMailStore(format!("message {id}")))?;
         let (folder, uid, flags, date, encrypted, signed, state, size, sealed) = row;
@@ -596,6 +673,71 @@ impl<'u> Mailbox<'u> {
             .optional()?
             .ok_or_else(|| CoreError::NotInMailStore(format!("message {id}")))?;
         self.u.open_blob(&format!("mail/raw/{id}"), &sealed)
+    }
+
+    /// Like [`Mailbox::search`], within one account and at most `limit` rows, with the
+    /// number of hits: the search box's query, whose cost is bounded by `limit` however
+    /// many messages match.
+    pub fn search_page(
+        &self,
+        account: &MailAccount,
+        query: &str,
+        limit: u32,
+    ) -> Result<(i64, Vec<MessageSummary>), CoreError> {
+        let tokens: Vec<String> = index::words(query)
+            .iter()
+            .map(|w| format!("\"{}\"", index::token(&self.search_key, w)))
+            .collect();
+        if tokens.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let matched = tokens.join(" AND ");
+        // With no other account in the store every hit is this account's: the account
+        // filter (a lookup per hit) is left out. Otherwise hits are kept to the
+        // account's folders.
+        let alone: bool = self.conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM account WHERE id != ?1)",
+            [&account.id],
+            |r| r.get(0),
+        )?;
+        let total: i64 = if alone {
+            self.conn
+                .prepare_cached("SELECT count(*) FROM search WHERE search MATCH ?1")?
+                .query_row([&matched], |r| r.get(0))?
+        } else {
+            self.conn
+                .prepare_cached(
+                    "SELECT count(*) FROM message m
+                     WHERE m.id IN (SELECT rowid FROM search WHERE search MATCH ?1)
+                     AND m.folder_id IN (SELECT id FROM folder WHERE account_id = ?2)",
+                )?
+                .query_row(params![matched, account.id], |r| r.get(0))?
+        };
+        // Newest first, two ways, by the number of hits: few hits are looked up and
+        // sorted; many are gathered once (a temporary set of ids) and the messages
+        // walked newest first by `message_by_time` until `limit` are found, so a word in
+        // half the mailbox costs about as much as a rare one.
+        let sql = if total <= SEARCH_SORT_MAX {
+            "SELECT m.id FROM search s JOIN message m ON m.id = s.rowid
+             WHERE search MATCH ?1
+             AND (?3 OR m.folder_id IN (SELECT id FROM folder WHERE account_id = ?4))
+             ORDER BY m.date DESC, m.id DESC LIMIT ?2"
+        } else {
+            "SELECT m.id FROM message m INDEXED BY message_by_time
+             WHERE m.id IN (SELECT rowid FROM search WHERE search MATCH ?1)
+             AND (?3 OR m.folder_id IN (SELECT id FROM folder WHERE account_id = ?4))
+             ORDER BY m.date DESC, m.id DESC LIMIT ?2"
+        };
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached(sql)?
+            .query_map(params![matched, limit, alone, account.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let rows = ids
+            .into_iter()
+            .map(|id| self.summary(id))
+            .collect::<Result<_, _>>()?;
+        Ok((total, rows))
     }
 
     /// Messages containing every word of `query` (whole words, any case), newest first.

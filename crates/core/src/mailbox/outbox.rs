@@ -20,14 +20,66 @@ pub struct Compose {
     pub to: Vec<String>,
     /// `Cc` addresses.
     pub cc: Vec<String>,
+    /// `Bcc` addresses: in the SMTP envelope only, never in a header. An encrypted
+    /// message is encrypted to them too, so its recipients could see that there were
+    /// more (OpenPGP names every recipient key in the message).
+    #[serde(default)]
+    pub bcc: Vec<String>,
     /// The subject.
     pub subject: String,
     /// The text.
     pub text: String,
     /// Encrypt and sign (PGP/MIME, protected headers).
     pub encrypt: bool,
+    /// Sign without encrypting (RFC 3156 `multipart/signed`). An encrypted message is
+    /// always signed, whatever this says.
+    #[serde(default)]
+    pub sign: bool,
+    /// Attached files; with an encrypted message they travel inside the encryption.
+    #[serde(default)]
+    pub attachments: Vec<ComposeAttachment>,
     /// The Message-ID this answers, if any.
     pub in_reply_to: Option<String>,
+}
+
+/// A file attached to a [`Compose`].
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComposeAttachment {
+    /// The file name the recipient sees.
+    pub name: String,
+    /// The MIME type (`application/pdf`).
+    pub content_type: String,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for ComposeAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComposeAttachment")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+impl ComposeAttachment {
+    fn for_mail(&self) -> sealpost_mail::mime::Attachment {
+        sealpost_mail::mime::Attachment {
+            name: self.name.clone(),
+            content_type: self.content_type.clone(),
+            data: self.data.clone(),
+        }
+    }
+
+    fn for_pgp(&self) -> sealpost_pgp::Attachment {
+        sealpost_pgp::Attachment {
+            name: Some(self.name.clone()),
+            content_type: self.content_type.clone(),
+            data: self.data.clone(),
+        }
+    }
 }
 
 /// A saved draft.
@@ -105,6 +157,11 @@ fn plain(
         cc: compose.cc.clone(),
         subject: compose.subject.clone(),
         text: compose.text.clone(),
+        attachments: compose
+            .attachments
+            .iter()
+            .map(ComposeAttachment::for_mail)
+            .collect(),
         message_id: message_id.to_owned(),
         in_reply_to: compose.in_reply_to.clone(),
         date,
@@ -131,7 +188,11 @@ fn outgoing(
         subject: compose.subject.clone(),
         text: compose.text.clone(),
         html: None,
-        attachments: Vec::new(),
+        attachments: compose
+            .attachments
+            .iter()
+            .map(ComposeAttachment::for_pgp)
+            .collect(),
         date: clock.now_unix(),
         message_id: message_id.to_owned(),
         in_reply_to: compose.in_reply_to.clone(),
@@ -154,10 +215,16 @@ impl Mailbox<'_> {
         compose: &Compose,
         clock: &dyn Clock,
     ) -> Result<OutboxEntry, CoreError> {
-        if compose.to.is_empty() && compose.cc.is_empty() {
+        if compose.to.is_empty() && compose.cc.is_empty() && compose.bcc.is_empty() {
             return Err(CoreError::BadAddress("a message needs a recipient".into()));
         }
-        let recipients: Vec<String> = compose.to.iter().chain(&compose.cc).cloned().collect();
+        let recipients: Vec<String> = compose
+            .to
+            .iter()
+            .chain(&compose.cc)
+            .chain(&compose.bcc)
+            .cloned()
+            .collect();
         // A reply to encrypted mail stays encrypted, or is not sent.
         if !compose.encrypt
             && let Some(original) = &compose.in_reply_to
@@ -175,6 +242,8 @@ impl Mailbox<'_> {
         let date = clock.now_unix();
         let raw = Zeroizing::new(if compose.encrypt {
             self.encrypted(account, compose, &recipients, &message_id, clock)?
+        } else if compose.sign {
+            self.signed(account, compose, &message_id, clock)?
         } else {
             plain(
                 account,
@@ -267,6 +336,24 @@ impl Mailbox<'_> {
         }
         let mail = outgoing(account, compose, message_id, clock);
         Ok(sealpost_pgp::encrypt_mail(&mail, &own, &certs, now)?)
+    }
+
+    /// Signed, not encrypted (RFC 3156 `multipart/signed`), with the Autocrypt header.
+    fn signed(
+        &self,
+        account: &MailAccount,
+        compose: &Compose,
+        message_id: &str,
+        clock: &dyn Clock,
+    ) -> Result<Vec<u8>, CoreError> {
+        keys::renew_own_key_if_due(self.u, clock)?;
+        let own = keys::own_key(self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
+        let mail = outgoing(account, compose, message_id, clock);
+        Ok(sealpost_pgp::sign_mail(
+            &mail,
+            &own,
+            keys::system_time(clock),
+        )?)
     }
 
     /// The account's outbox, oldest first.

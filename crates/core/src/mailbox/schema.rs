@@ -83,6 +83,16 @@ pub const MAIL_MIGRATIONS: &[&str] = &[
          draft_id    INTEGER NOT NULL PRIMARY KEY REFERENCES draft (id) ON DELETE CASCADE,
          message_id  TEXT    NOT NULL
      ) STRICT;",
+    // 3: flags the user changed in the app and the server has not been told yet, one
+    // row per message and flag (the last wish wins); pushed first by the next sync.
+    "CREATE TABLE flag_change (
+         message_id  INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+         flag        TEXT    NOT NULL,
+         value       INTEGER NOT NULL CHECK (value IN (0, 1)),
+         PRIMARY KEY (message_id, flag)
+     ) STRICT;",
+    // 4: messages newest first across folders, for search results of common words.
+    "CREATE INDEX message_by_time ON message (date, id);",
 ];
 
 /// Opens (creating if needed) the mail store at `path` and brings its schema up to date,

@@ -1,17 +1,40 @@
 //! Sync with the IMAP server, opening and indexing stored messages, flags and moves.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{OptionalExtension, params};
 use sealpost_mail::{Flag, ImapSession, MessageInfo, SyncState};
 use sealpost_pgp::{BadSignature, EncryptionStatus, OpenedMail, SignatureStatus};
 
-use super::{MailAccount, Mailbox, MessageState, SealedSummary, damaged, flags_text, index};
+use super::{
+    MailAccount, Mailbox, MessageState, SealedSummary, damaged, flag_name, flags_text, index,
+    parse_flag,
+};
 use crate::keys::{self, KeySource, Keyring};
 use crate::{Clock, CoreError};
 
-/// How many whole messages one `UID FETCH` asks for.
-const FETCH_BATCH: usize = 20;
+/// Most whole messages one `UID FETCH` asks for.
+const FETCH_BATCH: usize = 500;
+/// Most bytes (by `RFC822.SIZE`) one `UID FETCH` asks for; a single larger message is
+/// fetched alone. Well under the response bound of [`sealpost_mail::Limits`].
+const FETCH_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// Messages opened and indexed per transaction (one fsync per batch, not per message).
+const OPEN_BATCH: usize = 256;
+/// Most UIDs in one `UID STORE` when pushing local flag changes.
+const STORE_BATCH: usize = 500;
+
+/// Where a running sync stands: sent at the start of each folder (`done` 0) and after
+/// each batch of messages stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncProgress {
+    /// The folder being synced (its IMAP name).
+    pub folder: String,
+    /// New messages of this folder stored so far.
+    pub done: usize,
+    /// New messages of this folder to fetch.
+    pub total: usize,
+}
 
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -31,6 +54,10 @@ pub struct SyncReport {
     pub opened: usize,
     /// Of which do not parse as mail.
     pub unreadable: usize,
+    /// Flag changes made in the app ([`Mailbox::set_flag_local`]) told to the server.
+    pub flags_pushed: usize,
+    /// The folders in which messages arrived, left or changed flags, by name.
+    pub changed_folders: Vec<String>,
     /// Tokens of key-directory proof mails among the new messages, for the caller to
     /// spend with `sync::confirm_published_key` (a token of someone else's claim does
     /// nothing there). Not serialised: it is a one-time credential.
@@ -39,29 +66,100 @@ pub struct SyncReport {
 }
 
 impl Mailbox<'_> {
+    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`): the
+    /// app's other connection to the store (a UI marking a message read while the
+    /// background loop syncs) then waits for it (busy timeout) instead of failing it
+    /// with `SQLITE_BUSY`, as a deferred transaction that read first would be when the
+    /// other one wrote in between.
+    fn write_tx(&self) -> Result<rusqlite::Transaction<'_>, CoreError> {
+        Ok(rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?)
+    }
+
     /// Logs in to the account's IMAP server.
     pub async fn connect(&self, account: &MailAccount) -> Result<ImapSession, CoreError> {
         Ok(ImapSession::connect(&account.imap_config()?, &self.credentials(account)?).await?)
     }
 
     /// Syncs every selectable folder of the account, then opens and indexes what was
-    /// fetched (see the module docs).
+    /// fetched (see the module docs). Flag changes made in the app are pushed first.
     pub async fn sync(
         &self,
         account: &MailAccount,
         clock: &dyn Clock,
     ) -> Result<SyncReport, CoreError> {
+        self.sync_with_progress(account, clock, &|_| {}).await
+    }
+
+    /// [`Mailbox::sync`], telling `progress` where it stands: at the start of each
+    /// folder and after each batch of messages stored.
+    pub async fn sync_with_progress(
+        &self,
+        account: &MailAccount,
+        clock: &dyn Clock,
+        progress: &dyn Fn(SyncProgress),
+    ) -> Result<SyncReport, CoreError> {
+        let mut imap = self.connect(account).await?;
+        let report = self
+            .sync_session(&mut imap, account, clock, None, progress)
+            .await?;
+        let _ = imap.logout().await;
+        Ok(report)
+    }
+
+    /// The work of a sync on an open session: pushes local flag changes, then syncs
+    /// `only` that folder, or every selectable folder (dropping those gone from the
+    /// server), then opens what was fetched. The session stays usable (the scheduler
+    /// goes on to IDLE with it).
+    pub(crate) async fn sync_session(
+        &self,
+        imap: &mut ImapSession,
+        account: &MailAccount,
+        clock: &dyn Clock,
+        only: Option<&str>,
+        progress: &dyn Fn(SyncProgress),
+    ) -> Result<SyncReport, CoreError> {
         // A key in use never lapses: renewed here when due (a no-op otherwise).
         keys::renew_own_key_if_due(self.u, clock)?;
-        let mut imap = self.connect(account).await?;
-        let mut report = SyncReport::default();
+        let mut report = SyncReport {
+            flags_pushed: self.push_flag_changes(imap, account).await?,
+            ..SyncReport::default()
+        };
+        let names: Vec<String> = match only {
+            Some(name) => {
+                self.conn.execute(
+                    "INSERT INTO folder (account_id, name, special_use, uid_validity, uid_next,
+                         highest_modseq) VALUES (?1, ?2, '', 0, 0, 0)
+                     ON CONFLICT (account_id, name) DO NOTHING",
+                    params![account.id, name],
+                )?;
+                vec![name.to_owned()]
+            }
+            None => self.refresh_folders(imap, account).await?,
+        };
+        for name in &names {
+            self.sync_folder_with(imap, account, name, &mut report, progress)
+                .await?;
+        }
+        self.open_pending(account, clock, &mut report)?;
+        Ok(report)
+    }
+
+    /// Lists the server's folders, forgets those gone from it (their messages with
+    /// them) and records the others; returns the selectable ones, by name.
+    async fn refresh_folders(
+        &self,
+        imap: &mut ImapSession,
+        account: &MailAccount,
+    ) -> Result<Vec<String>, CoreError> {
         let folders = imap.folders().await?;
         let names: BTreeSet<&str> = folders
             .iter()
             .filter(|f| f.selectable)
             .map(|f| f.name.as_str())
             .collect();
-        // Folders gone from the server go locally too (their messages with them).
         let known: Vec<(i64, String)> = self
             .conn
             .prepare("SELECT id, name FROM folder WHERE account_id = ?1")?
@@ -81,12 +179,137 @@ impl Mailbox<'_> {
                  ON CONFLICT (account_id, name) DO UPDATE SET special_use = excluded.special_use",
                 params![account.id, f.name, special],
             )?;
-            self.sync_folder(&mut imap, account, &f.name, &mut report)
-                .await?;
         }
-        let _ = imap.logout().await;
-        self.open_pending(account, clock, &mut report)?;
-        Ok(report)
+        Ok(names.into_iter().map(str::to_owned).collect())
+    }
+
+    /// Sets or clears a flag in the store at once and remembers the change; the next
+    /// sync tells the server (before it reads the server's flags, so the user's change
+    /// is not overwritten by the old state). Works offline.
+    pub fn set_flag_local(&self, id: i64, flag: Flag, on: bool) -> Result<(), CoreError> {
+        let name = flag_name(&flag);
+        let tx = self.write_tx()?;
+        let stored: String = tx
+            .query_row("SELECT flags FROM message WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| CoreError::NotInMailStore(format!("message {id}")))?;
+        let mut flags: BTreeSet<Flag> = stored
+            .split_whitespace()
+            .filter_map(|f| parse_flag(f).ok())
+            .collect();
+        if on {
+            flags.insert(flag);
+        } else {
+            flags.remove(&flag);
+        }
+        tx.execute(
+            "UPDATE message SET flags = ?1 WHERE id = ?2",
+            params![flags_text(&flags), id],
+        )?;
+        tx.execute(
+            "INSERT INTO flag_change (message_id, flag, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (message_id, flag) DO UPDATE SET value = excluded.value",
+            params![id, name, on],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks a message read: [`Mailbox::set_flag_local`] with `\Seen`.
+    pub fn mark_seen(&self, id: i64) -> Result<(), CoreError> {
+        self.set_flag_local(id, Flag::Seen, true)
+    }
+
+    /// How many flag changes of the account wait for the next sync.
+    pub fn pending_flag_changes(&self, account: &MailAccount) -> Result<usize, CoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM flag_change c JOIN message m ON m.id = c.message_id
+             JOIN folder f ON f.id = m.folder_id WHERE f.account_id = ?1",
+            [&account.id],
+            |r| r.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Tells the server the flag changes made in the app (`UID STORE +FLAGS/-FLAGS`),
+    /// and forgets each once told. A change made again while this runs stays for the
+    /// next sync; a change to a folder whose UIDVALIDITY changed is dropped (its UIDs
+    /// mean other messages now, and the folder is fetched again). Returns how many
+    /// changes were told.
+    pub(crate) async fn push_flag_changes(
+        &self,
+        imap: &mut ImapSession,
+        account: &MailAccount,
+    ) -> Result<usize, CoreError> {
+        type Row = (i64, String, i64, i64, String, bool);
+        let rows: Vec<Row> = self
+            .conn
+            .prepare(
+                "SELECT c.message_id, f.name, m.uid, m.uid_validity, c.flag, c.value
+                 FROM flag_change c JOIN message m ON m.id = c.message_id
+                 JOIN folder f ON f.id = m.folder_id
+                 WHERE f.account_id = ?1 ORDER BY f.name, m.uid",
+            )?
+            .query_map([&account.id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut by_folder: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        for row in rows {
+            by_folder.entry(row.1.clone()).or_default().push(row);
+        }
+        let forget = |id: i64, flag: &str, value: bool| {
+            self.conn.execute(
+                "DELETE FROM flag_change WHERE message_id = ?1 AND flag = ?2 AND value = ?3",
+                params![id, flag, value],
+            )
+        };
+        let mut pushed = 0;
+        for (folder, rows) in by_folder {
+            let status = imap.select(&folder).await?;
+            let mut stores: BTreeMap<(String, bool), Vec<u32>> = BTreeMap::new();
+            let mut told: Vec<(i64, String, bool)> = Vec::new();
+            for (id, _, uid, validity, flag, value) in rows {
+                let uid = u32::try_from(uid).ok();
+                match uid {
+                    Some(uid) if validity == i64::from(status.uid_validity) => {
+                        stores.entry((flag.clone(), value)).or_default().push(uid);
+                        told.push((id, flag, value));
+                    }
+                    _ => {
+                        forget(id, &flag, value)?;
+                    }
+                }
+            }
+            for ((flag, value), uids) in &stores {
+                let Ok(parsed) = parse_flag(flag) else {
+                    continue;
+                };
+                for chunk in uids.chunks(STORE_BATCH) {
+                    if *value {
+                        imap.add_flags(chunk, std::slice::from_ref(&parsed)).await?;
+                    } else {
+                        imap.remove_flags(chunk, std::slice::from_ref(&parsed))
+                            .await?;
+                    }
+                }
+            }
+            let tx = self.write_tx()?;
+            for (id, flag, value) in told {
+                pushed += forget(id, &flag, value)?;
+            }
+            tx.commit()?;
+        }
+        Ok(pushed)
     }
 
     fn folder_id(&self, account: &MailAccount, name: &str) -> Result<i64, CoreError> {
@@ -109,6 +332,38 @@ impl Mailbox<'_> {
         name: &str,
         report: &mut SyncReport,
     ) -> Result<(), CoreError> {
+        self.sync_folder_with(imap, account, name, report, &|_| {})
+            .await
+    }
+
+    /// [`Mailbox::sync_folder`] with progress.
+    async fn sync_folder_with(
+        &self,
+        imap: &mut ImapSession,
+        account: &MailAccount,
+        name: &str,
+        report: &mut SyncReport,
+        progress: &dyn Fn(SyncProgress),
+    ) -> Result<(), CoreError> {
+        let before = (report.new, report.removed, report.flags_changed);
+        self.sync_folder_inner(imap, account, name, report, progress)
+            .await?;
+        if (report.new, report.removed, report.flags_changed) != before
+            && !report.changed_folders.iter().any(|f| f == name)
+        {
+            report.changed_folders.push(name.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn sync_folder_inner(
+        &self,
+        imap: &mut ImapSession,
+        account: &MailAccount,
+        name: &str,
+        report: &mut SyncReport,
+        progress: &dyn Fn(SyncProgress),
+    ) -> Result<(), CoreError> {
         let folder_id = self.folder_id(account, name)?;
         let (validity, uid_next, modseq): (i64, i64, i64) = self.conn.query_row(
             "SELECT uid_validity, uid_next, highest_modseq FROM folder WHERE id = ?1",
@@ -125,7 +380,7 @@ impl Mailbox<'_> {
         report.folders += 1;
 
         {
-            let tx = self.conn.unchecked_transaction()?;
+            let tx = self.write_tx()?;
             if changes.reset {
                 if previous.is_some() {
                     report.resets += 1;
@@ -148,25 +403,31 @@ impl Mailbox<'_> {
                 for uid in local {
                     let present = u32::try_from(uid).is_ok_and(|u| changes.present.contains(&u));
                     if !present {
-                        report.removed += tx.execute(
-                            "DELETE FROM message WHERE folder_id = ?1 AND uid_validity = ?2
-                             AND uid = ?3",
-                            params![folder_id, now_validity, uid],
-                        )?;
+                        report.removed += tx
+                            .prepare_cached(
+                                "DELETE FROM message WHERE folder_id = ?1 AND uid_validity = ?2
+                                 AND uid = ?3",
+                            )?
+                            .execute(params![folder_id, now_validity, uid])?;
                     }
                 }
             }
             for m in &changes.flags_changed {
-                report.flags_changed += tx.execute(
-                    "UPDATE message SET flags = ?1
-                     WHERE folder_id = ?2 AND uid_validity = ?3 AND uid = ?4 AND flags != ?1",
-                    params![
+                // A change made in the app and not yet told wins over the server's
+                // (older) state; it is pushed by the next sync.
+                report.flags_changed += tx
+                    .prepare_cached(
+                        "UPDATE message SET flags = ?1
+                         WHERE folder_id = ?2 AND uid_validity = ?3 AND uid = ?4 AND flags != ?1
+                         AND NOT EXISTS (SELECT 1 FROM flag_change c
+                                         WHERE c.message_id = message.id)",
+                    )?
+                    .execute(params![
                         flags_text(&m.flags),
                         folder_id,
                         now_validity,
                         i64::from(m.uid)
-                    ],
-                )?;
+                    ])?;
             }
             tx.commit()?;
         }
@@ -181,37 +442,33 @@ impl Mailbox<'_> {
             .iter()
             .filter(|m| !stored.contains(&i64::from(m.uid)))
             .collect();
-        for batch in todo.chunks(FETCH_BATCH) {
+        let total = todo.len();
+        let mut done = 0;
+        progress(SyncProgress {
+            folder: name.to_owned(),
+            done,
+            total,
+        });
+        for batch in fetch_batches(&todo) {
             let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+            let flags: BTreeMap<u32, String> = batch
+                .iter()
+                .map(|m| (m.uid, flags_text(&m.flags)))
+                .collect();
             let fetched = imap.fetch_messages(&uids).await?;
-            let tx = self.conn.unchecked_transaction()?;
+            let tx = self.write_tx()?;
             for (uid, raw) in fetched {
-                let flags = batch
-                    .iter()
-                    .find(|m| m.uid == uid)
-                    .map(|m| flags_text(&m.flags))
-                    .unwrap_or_default();
-                tx.execute(
-                    "INSERT INTO message (folder_id, uid, uid_validity, flags, state, date, size,
-                         encrypted, signed, message_id_hash, summary)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, 0, 0, '', x'')",
-                    params![
-                        folder_id,
-                        i64::from(uid),
-                        now_validity,
-                        flags,
-                        i64::try_from(raw.len()).unwrap_or(i64::MAX)
-                    ],
-                )?;
-                let id = tx.last_insert_rowid();
-                let sealed = self.u.seal_blob(&format!("mail/raw/{id}"), &raw)?;
-                tx.execute(
-                    "INSERT INTO body (message_id, raw) VALUES (?1, ?2)",
-                    params![id, sealed],
-                )?;
+                let flags = flags.get(&uid).map_or("", String::as_str);
+                self.store_raw(folder_id, uid, now_validity, flags, &raw)?;
                 report.new += 1;
             }
             tx.commit()?;
+            done += batch.len();
+            progress(SyncProgress {
+                folder: name.to_owned(),
+                done,
+                total,
+            });
         }
 
         self.conn.execute(
@@ -228,6 +485,77 @@ impl Mailbox<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    /// Stores one fetched message raw and sealed, state `pending` (opened later by
+    /// [`Mailbox::open_pending`]); returns its id. Runs inside the caller's transaction.
+    fn store_raw(
+        &self,
+        folder_id: i64,
+        uid: u32,
+        validity: i64,
+        flags: &str,
+        raw: &[u8],
+    ) -> Result<i64, CoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO message (folder_id, uid, uid_validity, flags, state, date, size,
+                     encrypted, signed, message_id_hash, summary)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, 0, 0, '', x'')",
+            )?
+            .execute(params![
+                folder_id,
+                i64::from(uid),
+                validity,
+                flags,
+                i64::try_from(raw.len()).unwrap_or(i64::MAX)
+            ])?;
+        let id = self.conn.last_insert_rowid();
+        let sealed = self.u.seal_blob(&format!("mail/raw/{id}"), raw)?;
+        self.conn
+            .prepare_cached("INSERT INTO body (message_id, raw) VALUES (?1, ?2)")?
+            .execute(params![id, sealed])?;
+        Ok(id)
+    }
+
+    /// Stores already-fetched messages into `folder` (made if the store does not know
+    /// it) exactly as a sync stores what it fetches (sealed, then opened and indexed),
+    /// with UIDs after the folder's highest. For benchmarks and tests that need a big
+    /// store without a server; a real sync of that folder resets it (its UIDVALIDITY
+    /// is 0 here).
+    #[doc(hidden)]
+    pub fn import_fetched(
+        &self,
+        account: &MailAccount,
+        folder: &str,
+        messages: &[Vec<u8>],
+        clock: &dyn Clock,
+    ) -> Result<SyncReport, CoreError> {
+        self.conn.execute(
+            "INSERT INTO folder (account_id, name, special_use, uid_validity, uid_next,
+                 highest_modseq) VALUES (?1, ?2, '', 0, 0, 0)
+             ON CONFLICT (account_id, name) DO NOTHING",
+            params![account.id, folder],
+        )?;
+        let folder_id = self.folder_id(account, folder)?;
+        let last: i64 = self.conn.query_row(
+            "SELECT coalesce(max(uid), 0) FROM message WHERE folder_id = ?1",
+            [folder_id],
+            |r| r.get(0),
+        )?;
+        let mut uid = u32::try_from(last).unwrap_or(u32::MAX);
+        let mut report = SyncReport::default();
+        for chunk in messages.chunks(FETCH_BATCH) {
+            let tx = self.write_tx()?;
+            for raw in chunk {
+                uid = uid.saturating_add(1);
+                self.store_raw(folder_id, uid, 0, "", raw)?;
+                report.new += 1;
+            }
+            tx.commit()?;
+        }
+        self.open_pending(account, clock, &mut report)?;
+        Ok(report)
     }
 
     /// Opens every pending message of the account: parse, decrypt, verify, index.
@@ -249,28 +577,35 @@ impl Mailbox<'_> {
             return Ok(());
         }
         let mut ring = Keyring::load(self.u, clock)?;
-        for id in pending {
-            // A stored body that no longer opens (damaged on disk) must not stop every
-            // later sync: it is listed as unreadable like mail that does not parse.
-            let state = match self.raw(id) {
-                Ok(raw) => {
-                    if let Some(token) = crate::sync::directory_token(raw.expose()) {
-                        report.directory_tokens.push(token);
+        for chunk in pending.chunks(OPEN_BATCH) {
+            // One transaction per batch: each message's writes are all or nothing
+            // either way, and a kill loses at most a batch of work, redone next time.
+            let tx = self.write_tx()?;
+            for &id in chunk {
+                // A stored body that no longer opens (damaged on disk) must not stop
+                // every later sync: it is listed as unreadable like mail that does not
+                // parse.
+                let state = match self.raw(id) {
+                    Ok(raw) => {
+                        if let Some(token) = crate::sync::directory_token(raw.expose()) {
+                            report.directory_tokens.push(token);
+                        }
+                        self.open_one(id, raw.expose(), account, &mut ring, clock)?
                     }
-                    self.open_one(id, raw.expose(), account, &mut ring, clock)?
+                    Err(_) => {
+                        self.conn.execute(
+                            "UPDATE message SET state = 'unreadable' WHERE id = ?1",
+                            [id],
+                        )?;
+                        MessageState::Unreadable
+                    }
+                };
+                report.opened += 1;
+                if state == MessageState::Unreadable {
+                    report.unreadable += 1;
                 }
-                Err(_) => {
-                    self.conn.execute(
-                        "UPDATE message SET state = 'unreadable' WHERE id = ?1",
-                        [id],
-                    )?;
-                    MessageState::Unreadable
-                }
-            };
-            report.opened += 1;
-            if state == MessageState::Unreadable {
-                report.unreadable += 1;
             }
+            tx.commit()?;
         }
         Ok(())
     }
@@ -338,10 +673,7 @@ impl Mailbox<'_> {
             serde_json::to_vec(&summary).map_err(|e| damaged("a list entry", e))?,
         );
         let sealed = self.u.seal_blob(&format!("mail/summary/{id}"), &json)?;
-        let tokens: Vec<String> = index::words(&index_text(&opened))
-            .iter()
-            .map(|w| index::token(&self.search_key, w))
-            .collect();
+        let tokens = index::tokens(&self.search_key, &index::words(&index_text(&opened)));
         let encrypted = !matches!(opened.encryption, EncryptionStatus::NotEncrypted);
         let signed = matches!(
             opened.signature,
@@ -352,18 +684,26 @@ impl Mailbox<'_> {
             .as_deref()
             .map(|m| index::message_id_hash(&self.search_key, m))
             .unwrap_or_default();
-        let tx = self.conn.unchecked_transaction()?;
-        tx.execute("DELETE FROM search WHERE rowid = ?1", [id])?;
-        tx.execute(
-            "INSERT INTO search (rowid, words) VALUES (?1, ?2)",
-            params![id, tokens.join(" ")],
-        )?;
-        tx.execute(
-            "UPDATE message SET state = 'ready', date = ?1, encrypted = ?2, signed = ?3,
-                 message_id_hash = ?4, summary = ?5 WHERE id = ?6",
-            params![opened.date.unwrap_or(0), encrypted, signed, mid, sealed, id],
-        )?;
-        tx.commit()?;
+        // Runs inside the caller's transaction ([`Mailbox::open_pending`]).
+        self.conn
+            .prepare_cached("DELETE FROM search WHERE rowid = ?1")?
+            .execute([id])?;
+        self.conn
+            .prepare_cached("INSERT INTO search (rowid, words) VALUES (?1, ?2)")?
+            .execute(params![id, tokens.join(" ")])?;
+        self.conn
+            .prepare_cached(
+                "UPDATE message SET state = 'ready', date = ?1, encrypted = ?2, signed = ?3,
+                     message_id_hash = ?4, summary = ?5 WHERE id = ?6",
+            )?
+            .execute(params![
+                opened.date.unwrap_or(0),
+                encrypted,
+                signed,
+                mid,
+                sealed,
+                id
+            ])?;
         Ok(MessageState::Ready)
     }
 
@@ -444,6 +784,29 @@ impl Mailbox<'_> {
         }
         Ok(())
     }
+}
+
+/// The new messages in `UID FETCH` batches: at most [`FETCH_BATCH`] messages and about
+/// [`FETCH_BATCH_BYTES`] each (a bigger message goes alone).
+fn fetch_batches<'a>(todo: &'a [&'a MessageInfo]) -> Vec<&'a [&'a MessageInfo]> {
+    let mut out = Vec::new();
+    let mut rest = todo;
+    while !rest.is_empty() {
+        let mut bytes = 0u64;
+        let mut n = 0;
+        for m in rest.iter().take(FETCH_BATCH) {
+            let size = u64::from(m.size.unwrap_or(0));
+            if n > 0 && bytes + size > FETCH_BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n.max(1).min(rest.len()));
+        out.push(batch);
+        rest = tail;
+    }
+    out
 }
 
 /// Whether an opened message is mail at all: a parser takes any bytes, but text
