@@ -14,6 +14,7 @@ step "dependencies"
 bash scripts/install-deps.sh
 bash scripts/ui-deps.sh
 bash scripts/testkit-deps.sh
+bash scripts/e2e-deps.sh
 # The app embeds ui/dist at compile time, so the UI is built before any cargo command.
 (cd ui && npm run build --silent)
 

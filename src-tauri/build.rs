@@ -10,7 +10,41 @@ use tauri_build::{AppManifest, Attributes};
 
 /// Every `#[tauri::command]` of the app. Each gets `allow-<name>` / `deny-<name>`
 /// permissions (kebab-case) that `capabilities/*.json` grant per window.
-const COMMANDS: &[&str] = &["app_info"];
+const COMMANDS: &[&str] = &[
+    "app_info",
+    "status",
+    "check_password",
+    "create_account",
+    "save_recovery_kit",
+    "forget_recovery_code",
+    "sign_in",
+    "unlock",
+    "lock",
+    "change_password",
+    "devices",
+    "revoke_device",
+    "discover_account",
+    "add_mail_account",
+    "mail_accounts",
+    "remove_mail_account",
+    "sync_now",
+    "folders",
+    "messages",
+    "search",
+    "open_message",
+    "allow_remote_content",
+    "set_flag",
+    "save_attachment",
+    "open_link",
+    "recipient_keys",
+    "pick_attachments",
+    "save_draft",
+    "send",
+    "my_key",
+    "export_public_key",
+    "import_key",
+    "publish_key",
+];
 
 /// The built UI that `tauri.conf.json` (`build.frontendDist`) embeds; relative to the
 /// package root, which is a build script's working directory.

@@ -2,44 +2,76 @@
 //!
 //! Commands return `Result<T, AppError>`; Tauri serialises the error and the UI's
 //! `backend.ts` turns it into a `BackendError`. `code` is stable and meant for program
-//! logic; `message` is for people and may change.
+//! logic (the core's codes, `snake_case`: `wrong_password`, `weak_password`, `locked`,
+//! …); `message` is for people and may change.
 
+use sealpost_core::CoreError;
 use serde::Serialize;
 
-/// Stable, machine-readable error codes, serialised in kebab-case (`"internal"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorCode {
+/// Codes the shell itself uses, beside the core's.
+pub mod code {
     /// A fault inside the shell that the user cannot fix.
-    Internal,
+    pub const INTERNAL: &str = "internal";
+    /// The request itself is malformed (a bad flag name, an empty field).
+    pub const BAD_REQUEST: &str = "bad_request";
 }
 
 /// An error returned by a command, serialised for the UI as `{ code, message }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
-    code: ErrorCode,
+    code: &'static str,
     message: String,
 }
 
 impl AppError {
     /// An error with the given code and human-readable message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
         }
     }
 
+    /// A malformed request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(code::BAD_REQUEST, message)
+    }
+
     /// The stable code the UI branches on.
-    pub fn code(&self) -> ErrorCode {
+    pub fn code(&self) -> &'static str {
         self.code
     }
 }
 
 impl From<tauri::Error> for AppError {
     fn from(err: tauri::Error) -> Self {
-        Self::new(ErrorCode::Internal, err.to_string())
+        Self::new(code::INTERNAL, err.to_string())
+    }
+}
+
+impl From<CoreError> for AppError {
+    fn from(err: CoreError) -> Self {
+        let message = match &err {
+            CoreError::WeakPassword(verdict) => {
+                let mut words = format!(
+                    "This password is too easy to guess (about {} to crack).",
+                    verdict.crack_time
+                );
+                if let Some(w) = &verdict.warning {
+                    words.push(' ');
+                    words.push_str(w);
+                }
+                words
+            }
+            CoreError::WrongPassword => "That password is not right.".to_owned(),
+            CoreError::LoginFailed => {
+                "The user name or the password is not right (or the account is locked after too many attempts)."
+                    .to_owned()
+            }
+            other => other.to_string(),
+        };
+        Self::new(err.code(), message)
     }
 }
 
@@ -49,11 +81,19 @@ mod tests {
 
     #[test]
     fn serialises_as_code_and_message() {
-        let err = AppError::new(ErrorCode::Internal, "boom");
+        let err = AppError::new(code::INTERNAL, "boom");
         assert_eq!(
             serde_json::to_value(&err).unwrap(),
             serde_json::json!({ "code": "internal", "message": "boom" })
         );
         assert_eq!(err.to_string(), "boom");
+    }
+
+    #[test]
+    fn core_errors_keep_their_code_and_say_it_in_words() {
+        let err = AppError::from(CoreError::WrongPassword);
+        assert_eq!(err.code(), "wrong_password");
+        assert_eq!(err.to_string(), "That password is not right.");
+        assert_eq!(AppError::from(CoreError::Locked).code(), "locked");
     }
 }

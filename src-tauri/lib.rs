@@ -22,22 +22,147 @@ pub mod commands;
 pub mod error;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
+use sealpost_core::session::{MailEvent, Session, SessionConfig, SessionEvent};
 use sealpost_server::embedded::EmbeddedServer;
 use sealpost_server::service::ServiceConfig;
-use tauri::Runtime;
+use tauri::{Emitter, Runtime};
 
-pub use crate::error::{AppError, ErrorCode};
+pub use crate::error::AppError;
 
-/// Registers the app's state and commands on `builder`.
+/// Registers the app's plugins, state and commands on `builder`.
 ///
 /// Shared by [`run`] and the tests. State goes here with `Builder::manage`, not in a
 /// `setup` hook: `setup` runs only once the event loop is ready, which mock apps never
-/// reach.
-pub fn builder<R: Runtime>(builder: tauri::Builder<R>, sync: SyncServer) -> tauri::Builder<R> {
-    builder
+/// reach. Session events reach the windows once the app is set up.
+pub fn builder<R: Runtime>(
+    builder: tauri::Builder<R>,
+    sync: SyncServer,
+    profile_dir: PathBuf,
+) -> Result<tauri::Builder<R>, AppError> {
+    let handle: Arc<OnceLock<tauri::AppHandle<R>>> = Arc::new(OnceLock::new());
+    let sink = {
+        let handle = Arc::clone(&handle);
+        Arc::new(move |event: SessionEvent| {
+            if let Some(app) = handle.get() {
+                emit(app, &event);
+            }
+        })
+    };
+    let session = Session::start(
+        SessionConfig {
+            profile_dir,
+            server_url: sync.url.clone(),
+            device_name: device_name(),
+            mail_extra_roots_pem: mail_extra_roots(),
+        },
+        sink,
+    )?;
+    Ok(builder
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
         .manage(sync)
-        .invoke_handler(tauri::generate_handler![commands::app_info])
+        .manage(session)
+        .setup(move |app| {
+            let _ = handle.set(app.handle().clone());
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::account::status,
+            commands::account::check_password,
+            commands::account::create_account,
+            commands::account::save_recovery_kit,
+            commands::account::forget_recovery_code,
+            commands::account::sign_in,
+            commands::account::unlock,
+            commands::account::lock,
+            commands::account::change_password,
+            commands::account::devices,
+            commands::account::revoke_device,
+            commands::mail::discover_account,
+            commands::mail::add_mail_account,
+            commands::mail::mail_accounts,
+            commands::mail::remove_mail_account,
+            commands::mail::sync_now,
+            commands::mail::folders,
+            commands::mail::messages,
+            commands::mail::search,
+            commands::mail::open_message,
+            commands::mail::allow_remote_content,
+            commands::mail::set_flag,
+            commands::mail::save_attachment,
+            commands::mail::open_link,
+            commands::compose::recipient_keys,
+            commands::compose::pick_attachments,
+            commands::compose::save_draft,
+            commands::compose::send,
+            commands::keys::my_key,
+            commands::keys::export_public_key,
+            commands::keys::import_key,
+            commands::keys::publish_key,
+        ]))
+}
+
+/// Sends a session event to every window under the name `ui/src/backend.ts` listens to.
+fn emit<R: Runtime>(app: &tauri::AppHandle<R>, event: &SessionEvent) {
+    let sent = match event {
+        SessionEvent::Mail(m @ MailEvent::Progress { .. }) => app.emit("mail-progress", m),
+        SessionEvent::Mail(m @ MailEvent::Changed { .. }) => app.emit("mail-changed", m),
+        SessionEvent::Mail(m @ MailEvent::Outbox { .. }) => app.emit("outbox", m),
+        // One-time credentials: the session spends them; they never reach a window.
+        SessionEvent::Mail(_) => Ok(()),
+        SessionEvent::Locked => app.emit("locked", ()),
+    };
+    if let Err(e) = sent {
+        eprintln!("sealpost: an event did not reach the window: {e}");
+    }
+}
+
+/// This device's name as the account's device list shows it.
+fn device_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match host {
+        Some(h) => format!("Sealpost desktop on {h}"),
+        None => "Sealpost desktop".to_owned(),
+    }
+}
+
+/// Extra CA certificates for mail servers, from `SEALPOST_MAIL_CA_FILE`: only for local
+/// test servers (`scripts/run.sh --demo`, the end-to-end tests). Unset in normal use.
+fn mail_extra_roots() -> String {
+    let Ok(path) = std::env::var("SEALPOST_MAIL_CA_FILE") else {
+        return String::new();
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => {
+            eprintln!(
+                "sealpost: mail servers may also use certificates from {path} (SEALPOST_MAIL_CA_FILE)"
+            );
+            pem
+        }
+        Err(e) => {
+            eprintln!("sealpost: SEALPOST_MAIL_CA_FILE={path} cannot be read ({e}); ignored");
+            String::new()
+        }
+    }
+}
+
+/// The profile directory: `SEALPOST_PROFILE`, else the OS's data directory (the same
+/// one the `sealpost` command line uses).
+pub fn profile_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SEALPOST_PROFILE") {
+        return Some(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("org", "Sealpost", "sealpost")
+        .map(|d| d.data_dir().join("profile"))
 }
 
 /// Where the app's sync server is: `SEALPOST_SERVER` if set, else an embedded one on
@@ -101,7 +226,14 @@ impl SyncServer {
 /// If Tauri cannot start (no display, broken WebKit, ...), the cause goes to stderr and
 /// the process exits with status 1.
 pub fn run() {
-    if let Err(err) = builder(tauri::Builder::default(), SyncServer::from_env()).run(context()) {
+    let Some(profile) = profile_dir() else {
+        eprintln!("sealpost: no data directory for the profile; set SEALPOST_PROFILE");
+        std::process::exit(1);
+    };
+    let app = builder(tauri::Builder::default(), SyncServer::from_env(), profile)
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.run(context()).map_err(|e| e.to_string()));
+    if let Err(err) = app {
         eprintln!("sealpost: cannot start the desktop app: {err}");
         std::process::exit(1);
     }
@@ -114,6 +246,12 @@ fn context<R: Runtime>() -> tauri::Context<R> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::string_slice
+)]
 mod tests {
     use serde_json::json;
     use tauri::ipc::{CallbackFn, InvokeBody};
@@ -123,11 +261,19 @@ mod tests {
 
     use super::*;
 
-    /// The real app (real config and ACL) on the mock runtime.
-    fn app() -> App<MockRuntime> {
-        builder(mock_builder(), SyncServer::remote("http://127.0.0.1:1"))
-            .build(context())
-            .unwrap()
+    /// The real app (real config and ACL) on the mock runtime, with a fresh profile
+    /// directory and a sync server nobody runs.
+    fn app() -> (App<MockRuntime>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = builder(
+            mock_builder(),
+            SyncServer::remote("http://127.0.0.1:1"),
+            dir.path().join("profile"),
+        )
+        .unwrap()
+        .build(context())
+        .unwrap();
+        (app, dir)
     }
 
     fn window(app: &App<MockRuntime>, label: &str) -> WebviewWindow<MockRuntime> {
@@ -139,6 +285,7 @@ mod tests {
     fn invoke(
         window: &WebviewWindow<MockRuntime>,
         cmd: &str,
+        args: serde_json::Value,
     ) -> Result<serde_json::Value, serde_json::Value> {
         let request = InvokeRequest {
             cmd: cmd.into(),
@@ -146,7 +293,7 @@ mod tests {
             error: CallbackFn(1),
             // The origin of the embedded assets on Linux and macOS.
             url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(json!({})),
+            body: InvokeBody::Json(args),
             headers: Default::default(),
             invoke_key: INVOKE_KEY.to_owned(),
         };
@@ -155,10 +302,10 @@ mod tests {
 
     #[test]
     fn main_window_gets_app_info_in_camel_case() {
-        let app = app();
+        let (app, _dir) = app();
         let main = window(&app, "main");
 
-        let info = invoke(&main, "app_info").unwrap();
+        let info = invoke(&main, "app_info", json!({})).unwrap();
 
         assert_eq!(
             info,
@@ -172,13 +319,134 @@ mod tests {
 
     #[test]
     fn window_without_a_capability_is_refused() {
-        let app = app();
+        let (app, _dir) = app();
         let other = window(&app, "other");
 
-        let err = invoke(&other, "app_info").unwrap_err();
+        for cmd in ["app_info", "status", "unlock", "open_message"] {
+            let err = invoke(&other, cmd, json!({})).unwrap_err();
+            let err = err.as_str().unwrap();
+            assert!(
+                err.contains("not allowed"),
+                "{cmd}: unexpected error: {err}"
+            );
+        }
+    }
 
-        let err = err.as_str().unwrap();
-        assert!(err.contains("not allowed"), "unexpected error: {err}");
-        assert!(err.contains("allow-app-info"), "unexpected error: {err}");
+    #[test]
+    fn every_command_the_ui_names_is_registered_and_granted() {
+        // ui/src/backend.ts is the UI's side of the contract: each `call("name")` there
+        // must reach a command here, or the screen that uses it would fail at run time.
+        let backend = include_str!("../ui/src/backend.ts");
+        let (app, _dir) = app();
+        let main = window(&app, "main");
+        let mut named = 0;
+        for (i, _) in backend.match_indices("call(\"") {
+            let rest = &backend[i + 6..];
+            let name = &rest[..rest.find('"').unwrap()];
+            named += 1;
+            // Missing arguments give a deserialisation error; an unknown or ungranted
+            // command gives "not found" / "not allowed" instead.
+            if let Err(e) = invoke(&main, name, json!({})) {
+                let text = e.to_string();
+                assert!(
+                    !text.contains("not allowed") && !text.contains("not found"),
+                    "{name}: {text}"
+                );
+            }
+            assert!(
+                build_commands().contains(&name),
+                "{name} is not declared in src-tauri/build.rs"
+            );
+        }
+        assert!(named >= 30, "only {named} commands found in backend.ts");
+    }
+
+    fn build_commands() -> Vec<&'static str> {
+        let build = include_str!("build.rs");
+        build
+            .split("const COMMANDS")
+            .nth(1)
+            .unwrap()
+            .split("];")
+            .next()
+            .unwrap()
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_profile_starts_at_onboarding_and_is_locked() {
+        let (app, _dir) = app();
+        let main = window(&app, "main");
+
+        let status = invoke(&main, "status", json!({})).unwrap();
+        assert_eq!(status["state"], "none");
+        assert_eq!(status["user"], serde_json::Value::Null);
+
+        // Anything that needs the unlocked profile says so, with a stable code.
+        let err = invoke(&main, "mail_accounts", json!({})).unwrap_err();
+        assert_eq!(err["code"], "locked", "{err}");
+        let err = invoke(&main, "open_message", json!({ "id": 1 })).unwrap_err();
+        assert_eq!(err["code"], "locked", "{err}");
+    }
+
+    #[test]
+    fn the_strength_meter_gets_the_gates_verdict_in_words() {
+        let (app, _dir) = app();
+        let main = window(&app, "main");
+
+        let weak = invoke(
+            &main,
+            "check_password",
+            json!({ "password": "Summer2024!", "user": "alice" }),
+        )
+        .unwrap();
+        assert_eq!(weak["accepted"], false);
+        assert!(weak["crackTime"].as_str().unwrap().len() > 2);
+        assert!(!weak["suggestions"].as_array().unwrap().is_empty());
+
+        let strong = invoke(
+            &main,
+            "check_password",
+            json!({ "password": "tundra mosaic gravel whimsy plank", "user": "alice" }),
+        )
+        .unwrap();
+        assert_eq!(strong["accepted"], true, "{strong}");
+    }
+
+    #[test]
+    fn a_sync_server_that_does_not_answer_is_said_in_words() {
+        let (app, dir) = app();
+        let main = window(&app, "main");
+
+        let err = invoke(
+            &main,
+            "create_account",
+            json!({ "user": "alice", "password": "tundra mosaic gravel whimsy plank" }),
+        )
+        .unwrap_err();
+        assert_eq!(err["code"], "sync_unreachable", "{err}");
+        // Nothing half-made stays behind: the next start is onboarding again.
+        assert!(!dir.path().join("profile").join("vault.sqlite3").exists());
+        let status = invoke(&main, "status", json!({})).unwrap();
+        assert_eq!(status["state"], "none");
+    }
+
+    #[test]
+    fn only_web_links_open_in_the_browser() {
+        let (app, _dir) = app();
+        let main = window(&app, "main");
+
+        for bad in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "mailto:a@b.example",
+            "not a url",
+        ] {
+            let err = invoke(&main, "open_link", json!({ "url": bad })).unwrap_err();
+            assert_eq!(err["code"], "bad_request", "{bad}: {err}");
+        }
     }
 }

@@ -1,9 +1,20 @@
-//! Tauri commands: thin adapters between the UI and plain Rust.
+//! Tauri commands: thin adapters between the UI and `sealpost_core::session`.
 //!
-//! Each command takes its inputs, makes one call and maps the result to a `camelCase` DTO
-//! or an [`AppError`]. A new command must also be listed in `src-tauri/build.rs`
-//! (`COMMANDS`), registered in [`crate::builder`] and granted in `capabilities/`.
+//! Each command takes its inputs, makes one call on the [`Session`] (or a dialog, which
+//! only the shell can show) and maps the result to a `camelCase` DTO or an [`AppError`].
+//! A new command must also be listed in `src-tauri/build.rs` (`COMMANDS`), registered in
+//! [`crate::builder`] and granted in `capabilities/`; `ui/src/backend.ts` names it.
+//!
+//! Nothing secret is returned, with one exception the product needs: the recovery code,
+//! once, from `create_account`. Passwords come in and go straight into `Password`
+//! values, which wipe themselves.
 
+pub mod account;
+pub mod compose;
+pub mod keys;
+pub mod mail;
+
+use sealpost_core::session::Session;
 use serde::Serialize;
 
 use crate::error::AppError;
@@ -25,10 +36,16 @@ pub struct AppInfo {
 
 /// Returns the product name and version of the running app.
 #[tauri::command]
-pub fn app_info(sync: tauri::State<'_, crate::SyncServer>) -> Result<AppInfo, AppError> {
+pub fn app_info(session: tauri::State<'_, Session>) -> Result<AppInfo, AppError> {
     Ok(AppInfo {
         name: APP_NAME.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        sync_server: sync.url.clone(),
+        sync_server: session.server_url().to_owned(),
     })
+}
+
+/// A password from the UI, as a value that wipes itself.
+fn password(text: String) -> Result<sealpost_crypto::Password, AppError> {
+    let text = zeroize::Zeroizing::new(text);
+    sealpost_crypto::Password::new(&text).map_err(|e| AppError::new("bad_password", e.to_string()))
 }

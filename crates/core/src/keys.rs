@@ -247,6 +247,12 @@ pub fn observe_key(
         Some(mut c) if c.current.fingerprint == fingerprint => {
             c.current.cert = seen.cert;
             c.current.last_seen = now;
+            // The directory proved that the address's owner published this very key
+            // (seen first through Autocrypt, say): that confirms it as a first sighting
+            // there would have.
+            if source == KeySource::Directory {
+                c.confirmed = true;
+            }
             (c, Observation::Known)
         }
         Some(mut c) => {

@@ -24,6 +24,8 @@ pub mod clock;
 pub mod error;
 pub mod keys;
 pub mod mailbox;
+pub mod render;
+pub mod session;
 pub mod store;
 pub mod sync;
 pub mod vault;

@@ -114,6 +114,10 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
         keys::observe_key(&a, "BOB@sealpost.test", &cert1, KeySource::Wkd, &clock).unwrap(),
         Observation::Known
     );
+    assert!(
+        !keys::contact(&a, BOB).unwrap().unwrap().confirmed,
+        "WKD confirms nothing"
+    );
     let changed = keys::observe_key(&a, BOB, &cert2, KeySource::Autocrypt, &clock).unwrap();
     assert_eq!(
         changed,
@@ -175,6 +179,42 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
     assert_eq!(
         keys::contact(&b, BOB).unwrap(),
         keys::contact(&a, BOB).unwrap()
+    );
+
+    // A key first seen through Autocrypt, then found in the (proven) key directory: the
+    // directory's proof confirms it.
+    let carol = KeyPair::generate("Carol", &["carol@sealpost.test"], now).unwrap();
+    let carol_cert = carol.public_bytes().unwrap();
+    keys::observe_key(
+        &a,
+        "carol@sealpost.test",
+        &carol_cert,
+        KeySource::Autocrypt,
+        &clock,
+    )
+    .unwrap();
+    assert!(
+        !keys::contact(&a, "carol@sealpost.test")
+            .unwrap()
+            .unwrap()
+            .confirmed
+    );
+    assert_eq!(
+        keys::observe_key(
+            &a,
+            "carol@sealpost.test",
+            &carol_cert,
+            KeySource::Directory,
+            &clock
+        )
+        .unwrap(),
+        Observation::Known
+    );
+    assert!(
+        keys::contact(&a, "carol@sealpost.test")
+            .unwrap()
+            .unwrap()
+            .confirmed
     );
 }
 

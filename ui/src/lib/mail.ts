@@ -1,0 +1,34 @@
+/**
+ * The document of the mail's frame. The frame is sandboxed with an EMPTY sandbox
+ * attribute (no scripts, no same-origin); its document also carries its own CSP,
+ * so even if the sandbox were loosened nothing could load: no remote images, no
+ * fonts, no scripts, only inline styles and data: images.
+ */
+
+/** The CSP inside the mail's frame. */
+export const MAIL_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+
+/** The frame's whole document for sanitized mail HTML (set through the `srcdoc` property). */
+export function mailDocument(html: string): string {
+  return `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${MAIL_CSP}">${html}`;
+}
+
+/** What a `mailto:` link asks for; null when it is not one (or names no address). */
+export function parseMailto(link: string): { to: string[]; subject: string } | null {
+  if (!/^mailto:/i.test(link)) return null;
+  const rest = link.slice("mailto:".length);
+  const [path = "", query = ""] = rest.split("?", 2);
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  };
+  const to = decode(path)
+    .split(",")
+    .map((a) => a.trim())
+    .filter((a) => a !== "");
+  const subject = decode(new URLSearchParams(query).get("subject") ?? "");
+  return to.length > 0 ? { to, subject } : null;
+}
