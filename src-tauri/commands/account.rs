@@ -3,7 +3,6 @@
 use sealpost_core::session::{Created, Session, SessionInfo, Status};
 use serde::Serialize;
 use tauri::Runtime;
-use tauri_plugin_dialog::DialogExt;
 
 use super::password;
 use crate::error::AppError;
@@ -67,18 +66,10 @@ pub async fn save_recovery_kit<R: Runtime>(
     session: tauri::State<'_, Session>,
 ) -> Result<bool, AppError> {
     let kit = session.recovery_kit().await?;
-    let Some(path) = app
-        .dialog()
-        .file()
-        .set_title("Save the recovery kit")
-        .set_file_name("sealpost-recovery-kit.txt")
-        .blocking_save_file()
+    let Some(path) = super::save_path(&app, "Save the recovery kit", "sealpost-recovery-kit.txt")?
     else {
         return Ok(false);
     };
-    let path = path
-        .into_path()
-        .map_err(|e| AppError::bad_request(e.to_string()))?;
     std::fs::write(&path, kit.as_bytes())
         .map_err(|e| AppError::new("io", format!("cannot write {}: {e}", path.display())))?;
     Ok(true)

@@ -67,6 +67,8 @@ pub async fn pick_attachments<R: Runtime>(
     app: tauri::AppHandle<R>,
     session: tauri::State<'_, Session>,
 ) -> Result<Vec<PickedFile>, AppError> {
+    // No dialog for a locked profile: its answer could not be used.
+    session.require_unlocked().await?;
     let Some(files) = app
         .dialog()
         .file()
@@ -77,10 +79,7 @@ pub async fn pick_attachments<R: Runtime>(
     };
     let paths = files
         .into_iter()
-        .map(|f| {
-            f.into_path()
-                .map_err(|e| AppError::bad_request(e.to_string()))
-        })
+        .map(super::local_path)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(session.pick_files(paths).await?)
 }

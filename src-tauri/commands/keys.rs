@@ -26,6 +26,8 @@ pub async fn import_key<R: Runtime>(
     passphrase: String,
 ) -> Result<Option<MyKey>, AppError> {
     let passphrase = zeroize::Zeroizing::new(passphrase);
+    // No dialog for a locked profile: its answer could not be used.
+    session.require_unlocked().await?;
     let Some(file) = app
         .dialog()
         .file()
@@ -34,9 +36,7 @@ pub async fn import_key<R: Runtime>(
     else {
         return Ok(None);
     };
-    let path = file
-        .into_path()
-        .map_err(|e| AppError::bad_request(e.to_string()))?;
+    let path = super::local_path(file)?;
     let passphrase =
         (!passphrase.is_empty()).then(|| sealpost_pgp::Passphrase::new(passphrase.to_string()));
     Ok(Some(session.import_key(path, passphrase).await?))

@@ -6,7 +6,6 @@ use sealpost_mail::autoconfig::{AccountSettings, AuthMethod, Source};
 use sealpost_mail::{Flag, Secret, Security, Server};
 use serde::{Deserialize, Serialize};
 use tauri::Runtime;
-use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_opener::OpenerExt;
 
 use crate::error::AppError;
@@ -292,18 +291,9 @@ pub async fn save_attachment<R: Runtime>(
         .get(index)
         .map(|a| safe_file_name(&a.name))
         .ok_or_else(|| AppError::bad_request("no such attachment"))?;
-    let Some(path) = app
-        .dialog()
-        .file()
-        .set_title("Save the attachment")
-        .set_file_name(name)
-        .blocking_save_file()
-    else {
+    let Some(path) = super::save_path(&app, "Save the attachment", &name)? else {
         return Ok(false);
     };
-    let path = path
-        .into_path()
-        .map_err(|e| AppError::bad_request(e.to_string()))?;
     session.save_attachment(id, index, path).await?;
     Ok(true)
 }

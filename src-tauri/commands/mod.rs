@@ -49,3 +49,25 @@ fn password(text: String) -> Result<sealpost_crypto::Password, AppError> {
     let text = zeroize::Zeroizing::new(text);
     sealpost_crypto::Password::new(&text).map_err(|e| AppError::new("bad_password", e.to_string()))
 }
+
+/// Asks where to save a file (the OS's dialog, opened by Rust only); `None` if cancelled.
+fn save_path<R: tauri::Runtime>(
+    app: &tauri::AppHandle<R>,
+    title: &str,
+    file_name: &str,
+) -> Result<Option<std::path::PathBuf>, AppError> {
+    use tauri_plugin_dialog::DialogExt;
+    app.dialog()
+        .file()
+        .set_title(title)
+        .set_file_name(file_name)
+        .blocking_save_file()
+        .map(local_path)
+        .transpose()
+}
+
+/// A path the dialog gave, as a local file path.
+fn local_path(file: tauri_plugin_dialog::FilePath) -> Result<std::path::PathBuf, AppError> {
+    file.into_path()
+        .map_err(|e| AppError::bad_request(e.to_string()))
+}

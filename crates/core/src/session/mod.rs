@@ -329,6 +329,12 @@ impl Session {
         .await
     }
 
+    /// Succeeds only while the profile is unlocked: for the shell to check before it
+    /// opens a dialog whose answer would be of no use locked.
+    pub async fn require_unlocked(&self) -> Result<(), CoreError> {
+        self.blocking(|ctx| ctx.unlocked().map(drop)).await
+    }
+
     /// The recovery kit as text (the code, the user name, the server, what to do with
     /// it), while the code of an account made in this session is still held.
     pub async fn recovery_kit(&self) -> Result<Zeroizing<String>, CoreError> {
