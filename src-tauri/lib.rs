@@ -20,6 +20,7 @@
 
 pub mod commands;
 pub mod error;
+pub mod frame;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -64,6 +65,15 @@ pub fn builder<R: Runtime>(
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
         .manage(sync)
+        .register_asynchronous_uri_scheme_protocol(frame::SCHEME, {
+            let session = session.clone();
+            move |_ctx, request, responder| {
+                let session = session.clone();
+                tauri::async_runtime::spawn(async move {
+                    responder.respond(frame::respond(&session, &request).await);
+                });
+            }
+        })
         .manage(session)
         .setup(move |app| {
             let _ = handle.set(app.handle().clone());

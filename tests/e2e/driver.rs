@@ -338,6 +338,19 @@ impl App {
         )
     }
 
+    /// Runs `f` inside the frame `css`, then returns to the page.
+    pub fn in_frame<T>(&self, css: &str, f: impl FnOnce(&App) -> T) -> T {
+        let id = self.wait(css);
+        self.call(
+            reqwest::Method::POST,
+            "/frame",
+            Some(json!({ "id": { "element-6066-11e4-a52e-4f735466cecf": id } })),
+        );
+        let out = f(self);
+        self.call(reqwest::Method::POST, "/frame/parent", Some(json!({})));
+        out
+    }
+
     /// Runs an asynchronous script (it calls `arguments[0]` with its result) and waits
     /// up to `limit` for it.
     pub fn script_async(&self, script: &str, limit: Duration) -> Value {

@@ -184,10 +184,57 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
     );
     bob.screenshot("11-reader");
 
+    // HTML mail from another client: its inline styles apply inside the frame (served from
+    // the app's sealpost-mail: scheme with a policy of its own), its script does not run,
+    // its tracking pixel is blocked, and the frame never reaches the app.
+    let html = sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
+        from: ("Carol".into(), "carol@example.org".into()),
+        to: vec![bob_mail.address.clone()],
+        subject: "Styled newsletter".into(),
+        text: "The plain part.".into(),
+        html: Some(
+            "<p style=\"color: rgb(200, 10, 20)\">Styled words</p>\
+             <script>document.title = 'ran'; parent.document.body.remove();</script>\
+             <img src=\"https://tracker.example/pixel.gif\">"
+                .into(),
+        ),
+        message_id: "styled-1@example.org".into(),
+        date: 1_700_000_000,
+        ..Default::default()
+    })
+    .unwrap();
+    stack.deliver(&bob_mail.address, &html).unwrap();
+    bob.click("[data-testid=mailbox]");
+    bob.click("xpath://*[@data-testid='message-row'][contains(., 'Styled newsletter')]");
+    bob.wait_text("[data-testid=reader-subject]", "Styled newsletter");
+    let src = bob
+        .attribute("[data-testid=reader-body]", "src")
+        .unwrap_or_default();
+    assert!(src.starts_with("sealpost-mail:"), "the frame loads {src:?}");
+    assert!(bob.shows("xpath://*[contains(., 'Remote content blocked')]"));
+    let (color, title) = bob.in_frame("[data-testid=reader-body]", |f| {
+        f.wait("p");
+        (
+            f.script("return getComputedStyle(document.querySelector('p')).color"),
+            f.script("return document.title"),
+        )
+    });
+    assert_eq!(
+        color,
+        serde_json::json!("rgb(200, 10, 20)"),
+        "the mail's style applies"
+    );
+    assert_ne!(title, serde_json::json!("ran"), "the mail's script ran");
+    assert!(
+        bob.shows("[data-testid=reader-subject]"),
+        "the app page survived"
+    );
+    bob.screenshot("12-html-mail");
+
     // Lock and unlock: a wrong password is refused in words.
     alice.click("[data-testid=lock]");
     alice.wait("[data-testid=unlock-password]");
-    alice.screenshot("12-unlock");
+    alice.screenshot("13-unlock");
     alice.type_into(
         "[data-testid=unlock-password]",
         "orbit velvet cashew lantern quarry",
@@ -228,5 +275,5 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         assert!(tries < 60, "the laptop does not list two devices");
         std::thread::sleep(Duration::from_millis(500));
     }
-    laptop.screenshot("13-second-device");
+    laptop.screenshot("14-second-device");
 }

@@ -9,7 +9,7 @@
  * secret comes back through this door, with one deliberate exception: the
  * recovery code, which the user must see once, right after the account is made.
  */
-import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
+import { convertFileSrc, invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 
 /** What `app_info` returns. */
@@ -168,6 +168,8 @@ export interface MessageView {
   html: string | null;
   /** The HTML referred to remote content that was removed. */
   remoteContentBlocked: boolean;
+  /** Remote content from this sender is allowed (the frame then loads it). */
+  remoteContentAllowed: boolean;
   /** "none": sent in the clear; "decrypted"; "failed": encrypted, could not be opened. */
   encryption: "none" | "decrypted" | "failed";
   /** The encryption in words ("Encrypted — only you and the recipients can read it"). */
@@ -298,6 +300,12 @@ export interface Backend {
   search(accountId: string, query: string, limit: number): Promise<MessagePage>;
   /** Decrypts and verifies; marks the message seen. */
   openMessage(id: number): Promise<MessageView>;
+  /**
+   * Where the mail frame loads message `id`'s cleaned HTML from: the app's own
+   * `sealpost-mail:` scheme, served by Rust with a policy of its own (inline styles
+   * yes, scripts never). Only the URL crosses here, never the mail's markup.
+   */
+  mailFrameUrl(id: number): string;
   /** Allows remote content from the message's sender from now on. */
   allowRemoteContent(id: number): Promise<MessageView>;
   setFlag(id: number, flag: "seen" | "flagged", on: boolean): Promise<void>;
@@ -370,6 +378,7 @@ export const tauriBackend: Backend = {
     call("messages", { accountId, folder, offset, limit }),
   search: (accountId, query, limit) => call("search", { accountId, query, limit }),
   openMessage: (id) => call("open_message", { id }),
+  mailFrameUrl: (id) => convertFileSrc(String(id), "sealpost-mail"),
   allowRemoteContent: (id) => call("allow_remote_content", { id }),
   setFlag: (id, flag, on) => call("set_flag", { id, flag, on }),
   saveAttachment: (id, index) => call("save_attachment", { id, index }),

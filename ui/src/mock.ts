@@ -245,6 +245,12 @@ export class MockBackend implements Backend {
     return this.accounts.map((a) => ({ ...a }));
   }
 
+  /** A data: URL standing in for the Rust scheme (tests read the document from it). */
+  mailFrameUrl(id: number): string {
+    const html = this.#view(id).html ?? "";
+    return `data:text/html;charset=utf-8,${encodeURIComponent(html)}`;
+  }
+
   async removeMailAccount(accountId: string): Promise<void> {
     await this.#guard("removeMailAccount", accountId);
     this.accounts = this.accounts.filter((a) => a.id !== accountId);
@@ -492,6 +498,7 @@ export class MockBackend implements Backend {
       text: `Hello Ada,\n\nSee the report: https://example.org/report\n\n-- \n${summary.from}`,
       html,
       remoteContentBlocked: html !== null && remote && !allowed,
+      remoteContentAllowed: allowed,
       encryption: encrypted ? "decrypted" : "none",
       encryptionText: encrypted
         ? "Encrypted — only you and the recipients can read it"

@@ -132,6 +132,14 @@ impl Stack {
         self.postfix.submissions_port()
     }
 
+    /// Puts `raw` in `address`'s inbox as a delivery agent would (for mail the app
+    /// cannot write itself, such as HTML from another client).
+    pub fn deliver(&self, address: &str, raw: &[u8]) -> anyhow::Result<()> {
+        self.dovecot
+            .write_maildir(address, "INBOX", &[raw.to_vec()])
+            .context("delivering into the demo mailbox")
+    }
+
     /// The sync server's URL.
     pub fn sync_url(&self) -> String {
         self.sync.url()

@@ -5,14 +5,6 @@
  * fonts, no scripts, only inline styles and data: images.
  */
 
-/** The CSP inside the mail's frame. */
-export const MAIL_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
-
-/** The frame's whole document for sanitized mail HTML (set through the `srcdoc` property). */
-export function mailDocument(html: string): string {
-  return `<!doctype html><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="${MAIL_CSP}">${html}`;
-}
-
 /** What a `mailto:` link asks for; null when it is not one (or names no address). */
 export function parseMailto(link: string): { to: string[]; subject: string } | null {
   if (!/^mailto:/i.test(link)) return null;

@@ -653,6 +653,19 @@ impl Session {
         .await
     }
 
+    /// The cleaned HTML of message `id` for the mail frame, and whether remote content
+    /// from its sender is allowed; `None` when it has no HTML.
+    pub async fn message_frame(&self, id: i64) -> Result<Option<(String, bool)>, CoreError> {
+        self.blocking(move |ctx| {
+            let u = ctx.unlocked()?;
+            let mb = Mailbox::open(&u, &ctx.clock)?;
+            let read = mb.read(id, &ctx.clock)?;
+            let view = view::message_view(&u, &read)?;
+            Ok(view.html.map(|h| (h, view.remote_content_allowed)))
+        })
+        .await
+    }
+
     /// Allows remote content from the sender of message `id` from now on, and opens it
     /// again.
     pub async fn allow_remote_content(&self, id: i64) -> Result<MessageView, CoreError> {
