@@ -29,15 +29,12 @@ pub struct PasswordCheck {
     pub suggestions: Vec<String>,
 }
 
-/// Judges a password (the user name and the server count as guessable words).
+/// Judges a password exactly as account creation will (the user name counts as a
+/// guessable word).
 #[tauri::command]
-pub fn check_password(
-    session: tauri::State<'_, Session>,
-    password: String,
-    user: String,
-) -> Result<PasswordCheck, AppError> {
+pub fn check_password(password: String, user: String) -> Result<PasswordCheck, AppError> {
     let password = super::password(password)?;
-    let verdict = sealpost_crypto::password::gate(&password, &[&user, session.server_url()]);
+    let verdict = sealpost_core::vault::judge_password(&password, &user);
     Ok(PasswordCheck {
         accepted: verdict.accepted,
         score: verdict.score,

@@ -266,7 +266,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_id() -> Result<String, CoreError> {
+/// A random id: 32 hex digits.
+pub(crate) fn random_id() -> Result<String, CoreError> {
     Ok(hex(SecretBytes::<16>::random()?.expose()))
 }
 

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use sealpost_crypto::{Password, RecoveryCode, SecretBytes};
+use sealpost_crypto::{Password, RecoveryCode};
 use sealpost_mail::{Secret, Server};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -189,6 +189,8 @@ struct Ctx {
     events: EventSink,
     jobs: mpsc::WeakUnboundedSender<Job>,
     state: RefCell<State>,
+    /// Futures blocking jobs want spawned; the loop spawns them on its LocalSet.
+    spawns: RefCell<Vec<LocalFuture>>,
 }
 
 enum State {
@@ -225,6 +227,7 @@ impl Session {
             .spawn(move || {
                 let ctx = Rc::new(Ctx {
                     state: RefCell::new(State::Absent),
+                    spawns: RefCell::new(Vec::new()),
                     config,
                     clock: SystemClock,
                     events,
@@ -758,7 +761,7 @@ impl Session {
                             MAX_ATTACHMENT_BYTES / 1024 / 1024
                         )));
                     }
-                    let token = hex(SecretBytes::<12>::random()?.expose());
+                    let token = crate::mailbox::random_id()?;
                     let name = file_name(&path);
                     o.picked.insert(token.clone(), path);
                     picked.push(PickedFile {
@@ -915,11 +918,6 @@ fn serve(runtime: &tokio::runtime::Runtime, ctx: &Rc<Ctx>, mut rx: mpsc::Unbound
     drop(local);
 }
 
-thread_local! {
-    /// Futures blocking jobs want spawned; the loop spawns them on its LocalSet.
-    static SPAWNS: RefCell<Vec<LocalFuture>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Ctx {
     fn server_url(&self) -> String {
         let own = RefCell::borrow(&self.state);
@@ -1029,12 +1027,12 @@ impl Ctx {
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::task::spawn_local(task);
         } else {
-            SPAWNS.with(|s| s.borrow_mut().push(task));
+            self.spawns.borrow_mut().push(task);
         }
     }
 
     fn take_spawns(&self) -> Vec<LocalFuture> {
-        SPAWNS.with(|s| std::mem::take(&mut *s.borrow_mut()))
+        std::mem::take(&mut *self.spawns.borrow_mut())
     }
 
     /// Brings the synced secrets of this device and the server together, as a job after
@@ -1104,10 +1102,6 @@ impl Ctx {
         }
         Ok(compose)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn file_name(path: &Path) -> String {

@@ -23,7 +23,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{OptionalExtension, params};
 use sealpost_crypto::opaque::{self, Ids, OpaqueError};
-use sealpost_crypto::password::gate;
 use sealpost_crypto::{IdentityKey, Password, Purpose, RecoveryCode, SecretBytes, WrapContext};
 use sealpost_proto as proto;
 use sealpost_proto::{Bytes, UserName};
@@ -88,12 +87,7 @@ fn opaque_err(e: OpaqueError) -> CoreError {
 }
 
 fn check_gate(password: &Password, user: &UserName) -> Result<(), CoreError> {
-    let verdict = gate(password, &[user.as_str()]);
-    if verdict.accepted {
-        Ok(())
-    } else {
-        Err(CoreError::WeakPassword(Box::new(verdict)))
-    }
+    vault::check_gate(password, user.as_str()).map(drop)
 }
 
 fn new_device_id() -> Result<String, CoreError> {

@@ -244,8 +244,16 @@ fn unwrap_error(kind: &str, wrong: CoreError, err: CryptoError) -> CoreError {
     }
 }
 
-fn check_gate(password: &Password, user_name: &str) -> Result<Verdict, CoreError> {
-    let verdict = password::gate(password, &[user_name]);
+/// The gate's verdict on `password` for `user_name`, with the same guessable words every
+/// check here uses: what a strength meter should show, so it never promises what the
+/// account creation then refuses.
+pub fn judge_password(password: &Password, user_name: &str) -> Verdict {
+    password::gate(password, &[user_name])
+}
+
+/// [`judge_password`], as an error when the gate refuses.
+pub(crate) fn check_gate(password: &Password, user_name: &str) -> Result<Verdict, CoreError> {
+    let verdict = judge_password(password, user_name);
     if verdict.accepted {
         Ok(verdict)
     } else {
