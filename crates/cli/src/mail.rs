@@ -4,7 +4,12 @@
 //! verify, and print what the reader would show.
 //!
 //! Standard input, with `--password-stdin`: the profile password on the first line,
-//! then the mail password (`account add`); `send` reads the body from what follows.
+//! then the mail password (`account add` without `--oauth`); `send` reads the body from
+//! what follows.
+//!
+//! `account add --oauth google|microsoft|ISSUER_URL` signs in with OAuth2 instead of a
+//! password: the address to open is printed on standard error (and the browser is
+//! tried), and the command waits for the browser to come back to it.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -12,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use sealpost_core::keys::{self, KeySource, Keyring};
+use sealpost_core::mailbox::oauth::{self as mail_oauth, AccountAuth, OAuthApp, OAuthChoice};
 use sealpost_core::mailbox::{
     Compose, MailAccount, Mailbox as MailStore, MessageState, MessageSummary, NewAccount,
 };
@@ -113,6 +119,11 @@ pub enum MailCmd {
         #[command(flatten)]
         source: PasswordSource,
     },
+    /// The outbox: list it, or answer for a message that may have been sent (the app
+    /// was stopped while the server took it, and it is not in Sent): send it again, or
+    /// discard it. Such a message is never sent again without being told to.
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
     /// Find messages containing every word (whole words, any case; encrypted mail too).
     Search {
         /// The words.
@@ -124,14 +135,57 @@ pub enum MailCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum OutboxCmd {
+    /// What waits: `queued`, `sending`, `inDoubt` (may have been sent) or `sent` (its
+    /// copy in Sent not made yet).
+    List {
+        #[command(flatten)]
+        which: Which,
+        #[command(flatten)]
+        source: PasswordSource,
+    },
+    /// Send an entry in doubt again (with the next `mail sync`).
+    Resend {
+        /// The entry's id from `mail outbox list`.
+        id: i64,
+        #[command(flatten)]
+        which: Which,
+        #[command(flatten)]
+        source: PasswordSource,
+    },
+    /// Do not send an entry (in doubt, or not sent yet).
+    Discard {
+        /// The entry's id from `mail outbox list`.
+        id: i64,
+        #[command(flatten)]
+        which: Which,
+        #[command(flatten)]
+        source: PasswordSource,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum AccountCmd {
     /// Add an account. The mail password is read after the profile password and kept
-    /// only in the vault. Without --imap and --smtp the servers are looked up
-    /// (autoconfig, then the usual names).
+    /// only in the vault; with --oauth the account signs in at the provider instead
+    /// (the tokens are kept only in the vault). Without --imap and --smtp the servers
+    /// are the provider's or are looked up (autoconfig, then the usual names).
     Add {
         /// The e-mail address.
         #[arg(long)]
         address: String,
+        /// Sign in with OAuth2 instead of a password: `google`, `microsoft`, or the
+        /// issuer URL of an OpenID provider. Prints the address to open in a browser
+        /// and waits for the sign-in.
+        #[arg(long, value_name = "google|microsoft|ISSUER_URL")]
+        oauth: Option<String>,
+        /// The app's OAuth2 client id at the provider (default for google and
+        /// microsoft: $SEALPOST_GOOGLE_CLIENT_ID, $SEALPOST_MICROSOFT_CLIENT_ID).
+        #[arg(long, requires = "oauth")]
+        client_id: Option<String>,
+        /// With --oauth: only print the address to open, do not start a browser.
+        #[arg(long, requires = "oauth")]
+        no_browser: bool,
         /// The login name (default: the address).
         #[arg(long)]
         login: Option<String>,
@@ -376,14 +430,48 @@ fn pick(mb: &MailStore<'_>, which: &Which) -> anyhow::Result<MailAccount> {
     }
 }
 
-fn account_json(a: &MailAccount) -> serde_json::Value {
+fn account_json(a: &MailAccount, auth: &AccountAuth) -> serde_json::Value {
+    let (kind, provider) = match auth {
+        AccountAuth::Password => ("password", None),
+        AccountAuth::OAuth2(p) => ("oauth2", Some(p.name.as_str())),
+    };
     json!({
         "id": a.id,
         "address": a.address,
         "login": a.login,
         "imap": a.imap,
         "smtp": a.smtp,
+        "auth": kind,
+        "provider": provider,
     })
+}
+
+/// Shows the OAuth2 sign-in address on standard error (standard output stays the
+/// command's answer) and, when `browser`, tries the system browser; a browser that does
+/// not start is no error: the address is there to open by hand.
+fn show_sign_in_url(url: &str, address: &str, browser: bool) {
+    eprintln!(
+        "To sign in {address}, open this address in a browser:\n\n  {url}\n\n\
+         Waiting for the sign-in to finish (up to {} minutes)...",
+        mail_oauth::SIGN_IN_TIMEOUT.as_secs() / 60
+    );
+    if browser {
+        let mut cmd = if cfg!(target_os = "macos") {
+            std::process::Command::new("open")
+        } else if cfg!(windows) {
+            let mut c = std::process::Command::new("rundll32");
+            c.arg("url.dll,FileProtocolHandler");
+            c
+        } else {
+            std::process::Command::new("xdg-open")
+        };
+        let _ = cmd
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
 }
 
 fn list_text(list: &[MessageSummary]) -> String {
@@ -422,12 +510,78 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
         MailCmd::Open { .. } => bail!("`mail open` does not use the mail store"),
         MailCmd::Account(AccountCmd::Add {
             address,
+            oauth: Some(provider),
+            client_id,
+            no_browser,
             login,
             imap,
             smtp,
             starttls,
             ca_file,
             source,
+        }) => {
+            // Everything that can be refused is, before the browser opens.
+            let choice = OAuthChoice::parse(&provider)?;
+            let app = OAuthApp::for_choice(&choice, client_id)?;
+            let extra_roots_pem = match &ca_file {
+                Some(f) => std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                None => String::new(),
+            };
+            let given = (
+                imap.as_deref()
+                    .map(|s| host_port(s, starttls))
+                    .transpose()?,
+                smtp.as_deref()
+                    .map(|s| host_port(s, starttls))
+                    .transpose()?,
+            );
+            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
+            let grant = rt.block_on(mail_oauth::sign_in(
+                &choice,
+                app,
+                &address,
+                |url| {
+                    show_sign_in_url(url, &address, !no_browser);
+                    Ok(())
+                },
+                mail_oauth::SIGN_IN_TIMEOUT,
+                &clock,
+            ))?;
+            let new = rt.block_on(mail_oauth::checked_account(
+                &grant,
+                &address,
+                login,
+                given,
+                &extra_roots_pem,
+                &discovery(&extra_roots_pem)?,
+            ))?;
+            let mb = MailStore::open(&u, &clock)?;
+            let account = mb.add_oauth_account(&new, &grant, &clock)?;
+            let auth = mb.auth(&account)?;
+            out.value(
+                &account_json(&account, &auth),
+                &format!(
+                    "added {} signed in at {} (IMAP {}:{}, SMTP {}:{})",
+                    account.address,
+                    grant.provider.name,
+                    account.imap.host,
+                    account.imap.port,
+                    account.smtp.host,
+                    account.smtp.port
+                ),
+            );
+        }
+        MailCmd::Account(AccountCmd::Add {
+            address,
+            oauth: None,
+            login,
+            imap,
+            smtp,
+            starttls,
+            ca_file,
+            source,
+            ..
         }) => {
             let mut input = Input::new(source.password_stdin);
             let u = unlock(dir, &mut input)?;
@@ -472,7 +626,7 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
                 &clock,
             )?;
             out.value(
-                &account_json(&account),
+                &account_json(&account, &AccountAuth::Password),
                 &format!(
                     "added {} (IMAP {}:{}, SMTP {}:{})",
                     account.address,
@@ -493,14 +647,27 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
         MailCmd::Account(AccountCmd::List { source }) => {
             let u = unlock(dir, &mut Input::new(source.password_stdin))?;
             let mb = MailStore::open(&u, &clock)?;
-            let all = mb.accounts()?;
+            let all = mb
+                .accounts()?
+                .into_iter()
+                .map(|a| Ok((mb.auth(&a)?, a)))
+                .collect::<Result<Vec<_>, CoreError>>()?;
             let text = all
                 .iter()
-                .map(|a| format!("{}  {}", a.address, a.id))
+                .map(|(auth, a)| match auth {
+                    AccountAuth::Password => format!("{}  {}", a.address, a.id),
+                    AccountAuth::OAuth2(p) => {
+                        format!("{}  {}  (signed in at {})", a.address, a.id, p.name)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             out.value(
-                &json!(all.iter().map(account_json).collect::<Vec<_>>()),
+                &json!(
+                    all.iter()
+                        .map(|(auth, a)| account_json(a, auth))
+                        .collect::<Vec<_>>()
+                ),
                 &text,
             );
         }
@@ -533,15 +700,62 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
             out.value(
                 &json!({ "sync": report, "outbox": flushed, "publishedKeys": published }),
                 &format!(
-                    "{} folders: {} new, {} removed, {} flag changes, {} unreadable; outbox: {} sent",
+                    "{} folders: {} new, {} removed, {} flag changes, {} unreadable; outbox: {} sent{}",
                     report.folders,
                     report.new,
                     report.removed,
                     report.flags_changed,
                     report.unreadable,
-                    flushed.cleared
+                    flushed.cleared,
+                    if flushed.in_doubt.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", {} may have been sent (see `sealpost mail outbox list`)",
+                            flushed.in_doubt.len()
+                        )
+                    }
                 ),
             );
+        }
+        MailCmd::Outbox(OutboxCmd::List { which, source }) => {
+            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
+            let mb = MailStore::open(&u, &clock)?;
+            let account = pick(&mb, &which)?;
+            let entries = mb.outbox(&account)?;
+            let text = entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}  {}  to {}  \"{}\"{}",
+                        e.id,
+                        e.state,
+                        e.recipients.join(", "),
+                        e.subject,
+                        if e.last_error.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({})", e.last_error)
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.value(&json!(entries), &text);
+        }
+        MailCmd::Outbox(OutboxCmd::Resend { id, which, source }) => {
+            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
+            let mb = MailStore::open(&u, &clock)?;
+            let account = pick(&mb, &which)?;
+            mb.resend_outbox_entry(&account, id)?;
+            out.message(&format!("{id} goes again with the next `mail sync`"));
+        }
+        MailCmd::Outbox(OutboxCmd::Discard { id, which, source }) => {
+            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
+            let mb = MailStore::open(&u, &clock)?;
+            let account = pick(&mb, &which)?;
+            mb.discard_outbox_entry(&account, id)?;
+            out.message(&format!("{id} is discarded"));
         }
         MailCmd::List {
             folder,

@@ -132,6 +132,10 @@ pub enum CoreError {
     /// No such mail account in this profile (or none at all).
     #[error("no mail account {0}")]
     NoMailAccount(String),
+    /// The provider refused an OAuth2 account's grant (revoked, expired): the user must
+    /// sign in to the account again. The words say which account and where.
+    #[error("{0}")]
+    OAuthSignInRequired(String),
     /// No such message, draft or folder in the local mail store.
     #[error("not in the mail store: {0}")]
     NotInMailStore(String),
@@ -194,6 +198,7 @@ impl CoreError {
             Self::Mail(_) => "mail",
             Self::MailCheck(_) => "mail_check",
             Self::NoMailAccount(_) => "no_mail_account",
+            Self::OAuthSignInRequired(_) => "oauth_sign_in_required",
             Self::NotInMailStore(_) => "not_in_mail_store",
             Self::NoRecipientKey(_) => "no_recipient_key",
             Self::AccountBusy(_) => "account_busy",

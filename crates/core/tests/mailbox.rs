@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sealpost_core::keys::{self, KeySource};
-use sealpost_core::mailbox::{Compose, MailAccount, Mailbox, MessageState, NewAccount, OutboxStep};
+use sealpost_core::mailbox::{Compose, MailAccount, Mailbox, MessageState, NewAccount};
 use sealpost_core::vault::{self, Unlocked};
 use sealpost_core::{CoreError, SystemClock};
 use sealpost_crypto::Password;
@@ -399,80 +399,6 @@ async fn flags_moves_expunges_uidvalidity_and_unreadable_mail() {
     assert_eq!(work.len(), 1);
     assert_eq!(work[0].subject, "second life");
     direct.logout().await.unwrap();
-}
-
-#[tokio::test]
-async fn the_outbox_survives_a_kill_at_every_step_and_sends_exactly_once() {
-    let servers = Servers::start(true);
-    let dir = tempfile::tempdir().unwrap();
-    let alice = profile(dir.path(), "alice");
-    let clock = SystemClock;
-    let acc = {
-        let mb = Mailbox::open(&alice, &clock).unwrap();
-        add(&mb, &servers, ALICE, ALICE_MAIL_PW)
-    };
-    let steps = [
-        OutboxStep::Recorded,
-        OutboxStep::Accepted,
-        OutboxStep::Appended,
-    ];
-    for step in steps {
-        let subject = format!("once {step:?}");
-        {
-            let mb = Mailbox::open(&alice, &clock).unwrap();
-            mb.queue(
-                &acc,
-                &compose(ALICE, &subject, "exactly once", false),
-                &clock,
-            )
-            .unwrap();
-            let err = mb
-                .flush_outbox_steps(&acc, &clock, &mut |s| {
-                    if s == step {
-                        Err(CoreError::Injected("test"))
-                    } else {
-                        Ok(())
-                    }
-                })
-                .await
-                .unwrap_err();
-            assert!(matches!(err, CoreError::Injected(_)));
-            assert_eq!(mb.outbox(&acc).unwrap().len(), 1, "{step:?}");
-        }
-        // "Restart": a new store handle, and the flush finishes the job.
-        let mb = Mailbox::open(&alice, &clock).unwrap();
-        let report = mb.flush_outbox(&acc, &clock).await.unwrap();
-        assert!(report.failed.is_empty(), "{report:?}");
-        assert_eq!(report.cleared, 1);
-        assert_eq!(
-            report.sent,
-            usize::from(step == OutboxStep::Recorded),
-            "{step:?}"
-        );
-        assert_eq!(
-            report.appended,
-            usize::from(step != OutboxStep::Appended),
-            "{step:?}"
-        );
-        assert!(mb.outbox(&acc).unwrap().is_empty());
-    }
-
-    let mb = Mailbox::open(&alice, &clock).unwrap();
-    let inbox = sync_until(&mb, &acc, "INBOX", steps.len()).await;
-    // Give a duplicate the time to arrive, then count.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    mb.sync(&acc, &clock).await.unwrap();
-    let inbox_again = mb.list(&acc, "INBOX").unwrap();
-    assert_eq!(inbox.len(), inbox_again.len());
-    let sent = mb.list(&acc, "Sent").unwrap();
-    for step in steps {
-        let subject = format!("once {step:?}");
-        let count = |l: &[sealpost_core::mailbox::MessageSummary]| {
-            l.iter().filter(|m| m.subject == subject).count()
-        };
-        assert_eq!(count(&inbox_again), 1, "{subject} in INBOX");
-        assert_eq!(count(&sent), 1, "{subject} in Sent");
-    }
 }
 
 /// A draft of an encrypted message goes to the server's Drafts folder encrypted to the

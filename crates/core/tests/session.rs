@@ -304,26 +304,101 @@ async fn round_trip(stack: &Stack) {
     let devices = alice.session.devices().await.unwrap();
     assert_eq!(devices.len(), 2, "{devices:?}");
 
-    // An account holding a draft is not removed (the draft exists nowhere else); once
-    // the draft is gone, it is, with its password.
-    alice
+    // A draft with an attachment, reopened later: its text and its attachment come back,
+    // and saving it again updates it rather than making a second one.
+    let file = tmp.path().join("plan.txt");
+    std::fs::write(&file, b"step one, step two").unwrap();
+    let picked = alice.session.pick_files(vec![file.clone()]).await.unwrap();
+    let draft_id = alice
         .session
         .save_draft(ComposeRequest {
             account_id: alice_acc.clone(),
             compose: Compose {
+                to: vec![bob_mail.address.clone()],
                 subject: "unfinished".into(),
+                text: "Dear Bob, about the plan".into(),
                 ..Compose::default()
             },
-            attachments: Vec::new(),
+            attachments: vec![picked[0].token.clone()],
             draft_id: None,
         })
         .await
         .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let listed = alice.session.drafts(alice_acc.clone()).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].id, listed[0].subject.as_str()),
+        (draft_id, "unfinished")
+    );
+    assert_eq!(listed[0].to, std::slice::from_ref(&bob_mail.address));
+    let reopened = alice
+        .session
+        .open_draft(alice_acc.clone(), draft_id)
+        .await
+        .unwrap();
+    assert_eq!(reopened.compose.text, "Dear Bob, about the plan");
+    assert!(
+        reopened.compose.attachments.is_empty(),
+        "bytes stay in the session"
+    );
+    assert_eq!(reopened.attachments.len(), 1);
+    assert_eq!(reopened.attachments[0].name, "plan.txt");
+    assert_eq!(reopened.attachments[0].size, 18);
+    let again = alice
+        .session
+        .save_draft(ComposeRequest {
+            account_id: alice_acc.clone(),
+            compose: Compose {
+                text: "Dear Bob, about the plan: agreed".into(),
+                ..reopened.compose.clone()
+            },
+            attachments: vec![reopened.attachments[0].token.clone()],
+            draft_id: Some(draft_id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, draft_id);
+    let reopened = alice
+        .session
+        .open_draft(alice_acc.clone(), draft_id)
+        .await
+        .unwrap();
+    assert_eq!(reopened.compose.text, "Dear Bob, about the plan: agreed");
+    assert_eq!(
+        reopened.attachments.len(),
+        1,
+        "the attachment survives a save though its file is gone"
+    );
+    assert!(matches!(
+        alice
+            .session
+            .open_draft(alice_acc.clone(), draft_id + 1000)
+            .await,
+        Err(CoreError::NotInMailStore(_))
+    ));
+
+    // An account holding a draft is not removed (the draft exists nowhere else); once
+    // the draft is gone, it is, with its password.
     assert!(matches!(
         alice.session.remove_mail_account(alice_acc.clone()).await,
         Err(CoreError::AccountBusy(_))
     ));
     assert_eq!(alice.session.mail_accounts().await.unwrap().len(), 1);
+    assert!(alice.session.delete_draft(draft_id).await.unwrap());
+    assert!(
+        alice
+            .session
+            .drafts(alice_acc.clone())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    alice
+        .session
+        .remove_mail_account(alice_acc.clone())
+        .await
+        .unwrap();
     bob.session
         .remove_mail_account(bob_acc.clone())
         .await

@@ -22,13 +22,34 @@
 //! - expunged messages: the UIDs still present below the old `UIDNEXT` are listed
 //!   ([`SyncChanges::present`]); whatever the caller knows that is not in it is gone.
 //!
-//! QRESYNC's `VANISHED` is not used: async-imap hands such untagged responses over a
+//! # QRESYNC (RFC 7162)
+//!
+//! After [`ImapSession::enable_qresync`] (`ENABLE QRESYNC`, when the server offers it), a
+//! sync with a saved state that has a `HIGHESTMODSEQ` is one
+//! `SELECT folder (QRESYNC (uidvalidity modseq 1:uidnext-1))`: the server answers with
+//! `VANISHED (EARLIER)` for what was expunged and `FETCH (UID FLAGS MODSEQ)` for what
+//! changed since that modseq, and [`SyncChanges::vanished`] carries the expunged UIDs
+//! instead of [`SyncChanges::present`]. New messages cost one `UID FETCH` more, only
+//! when `UIDNEXT` moved. Without QRESYNC (or without a saved modseq) the CONDSTORE or
+//! plain path above runs.
+//!
+//! async-imap does not read `VANISHED` itself: it would hand such responses over a
 //! channel of 100 that drops what overflows, and a dropped `VANISHED` would be a missed
-//! deletion; `UID SEARCH` cannot lose one.
+//! deletion. So this `SELECT` is sent as a raw command and every response up to its
+//! tagged end is read here, one at a time, each already bounded by [`Bounded`]. What
+//! the server may make the client keep is bounded too: more than
+//! [`MAX_VANISHED_RANGES`] UID ranges, or more changed messages than the folder holds
+//! (plus [`CHANGED_SLACK`]), and the answer is set aside for the CONDSTORE path on the
+//! same selected folder (`CHANGEDSINCE` and `UID SEARCH`), which cannot be flooded that
+//! way. Responses that arrive unasked during other commands (`VANISHED` while moving,
+//! `FETCH` after a `STORE`) are not needed: the saved modseq only advances through a
+//! sync's own `SELECT`, so the next sync reports them again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response, ResponseCode, Status};
 use async_imap::types::{Fetch, NameAttribute};
 use futures::TryStreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -50,6 +71,12 @@ pub type ImapStream = Bounded<Box<dyn SessionStream>>;
 const MAX_PRE_TLS_LINE: usize = 8 * 1024;
 /// Most lines accepted during the plain-text phase before STARTTLS.
 const MAX_PRE_TLS_LINES: usize = 32;
+/// Most UID ranges kept from the `VANISHED` answer of one QRESYNC `SELECT` (12 bytes
+/// each); past that, the CONDSTORE path finds the expunges instead.
+pub const MAX_VANISHED_RANGES: usize = 1_000_000;
+/// Changed messages one QRESYNC `SELECT` may report beyond the number the folder holds
+/// (mail arriving during the command); past that, the CONDSTORE path runs instead.
+pub const CHANGED_SLACK: usize = 10_000;
 
 /// How to reach and talk to an IMAP server.
 #[derive(Debug, Clone)]
@@ -223,8 +250,27 @@ pub struct SyncChanges {
     /// Known messages whose flags may have changed, with their current flags.
     pub flags_changed: Vec<MessageInfo>,
     /// The UIDs below the old `UIDNEXT` still in the folder; known UIDs missing here
-    /// were expunged. Empty when `reset`.
+    /// were expunged. Empty when `reset`, and when `vanished` is `Some`.
     pub present: BTreeSet<u32>,
+    /// With QRESYNC: the UIDs below the old `UIDNEXT` expunged since the saved state
+    /// (the server may name UIDs the caller never knew), as sorted, disjoint ranges;
+    /// known UIDs not named here are still there, and `present` means nothing. `None`:
+    /// `present` says what is left.
+    pub vanished: Option<Vec<RangeInclusive<u32>>>,
+}
+
+/// What a QRESYNC `SELECT` reported.
+#[derive(Debug)]
+struct QresyncSelect {
+    status: FolderStatus,
+    /// Whether the server sent `UIDNEXT` (then no message has a UID at or above it).
+    uid_next_sent: bool,
+    /// `VANISHED (EARLIER)` ranges, each with start ≤ end.
+    vanished: Vec<RangeInclusive<u32>>,
+    /// UID → flags of the changed messages.
+    changed: BTreeMap<u32, BTreeSet<Flag>>,
+    /// The server reported more than the bounds allow; the two above are empty.
+    overflow: bool,
 }
 
 /// How an IDLE ended.
@@ -244,6 +290,12 @@ pub struct ImapSession {
     session: async_imap::Session<ImapStream>,
     capabilities: BTreeSet<String>,
     timeout: Duration,
+    /// `ENABLE QRESYNC` succeeded on this session.
+    qresync: bool,
+    /// `ENABLE QRESYNC` was sent (it is not sent twice).
+    enable_tried: bool,
+    /// Commands sent since login.
+    commands: u64,
 }
 
 impl ImapSession {
@@ -265,12 +317,16 @@ impl ImapSession {
             session,
             capabilities: BTreeSet::new(),
             timeout: config.timeout,
+            qresync: false,
+            enable_tried: false,
+            commands: 0,
         };
         this.refresh_capabilities().await?;
         Ok(this)
     }
 
     async fn refresh_capabilities(&mut self) -> Result<()> {
+        self.commands += 1;
         let caps = timed(self.timeout, "CAPABILITY", async {
             self.session.capabilities().await.map_err(Error::from_imap)
         })
@@ -296,8 +352,111 @@ impl ImapSession {
         self.capabilities.contains(&capability.to_uppercase())
     }
 
+    /// How many commands this session has sent since it logged in (each one a round
+    /// trip to the server; the login and the first `CAPABILITY` included).
+    pub fn commands_sent(&self) -> u64 {
+        self.commands
+    }
+
+    /// Whether QRESYNC is on for this session ([`ImapSession::enable_qresync`]).
+    pub fn qresync_enabled(&self) -> bool {
+        self.qresync
+    }
+
+    /// Turns QRESYNC on (`ENABLE QRESYNC`, RFC 5161 and 7162) when the server offers it,
+    /// so that [`ImapSession::sync`] learns expunges and flag changes from one `SELECT`
+    /// (see the module docs). Returns whether it is on; a server without it is left
+    /// alone (no command), and so is one that refuses it (`ENABLE` is only valid before
+    /// the first `SELECT`: call this right after connecting). Asked once per session. Once on, the server
+    /// reports expunges as `VANISHED`, never as `EXPUNGE`, for the rest of the session.
+    pub async fn enable_qresync(&mut self) -> Result<bool> {
+        if self.qresync || self.enable_tried || !self.has_capability("QRESYNC") {
+            return Ok(self.qresync);
+        }
+        self.enable_tried = true;
+        let mut enabled = false;
+        let result = self
+            .raw_command("ENABLE", "ENABLE QRESYNC", |response| {
+                if let Response::Capabilities(caps) = response {
+                    enabled |= caps.iter().any(|c| {
+                        matches!(c, async_imap::imap_proto::Capability::Atom(a)
+                            if a.eq_ignore_ascii_case("QRESYNC"))
+                    });
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(()) => {}
+            // Refused (`NO`/`BAD`, as after a `SELECT`): the session goes on without it.
+            Err(Error::Imap(_)) => enabled = false,
+            Err(e) => return Err(e),
+        }
+        self.qresync = enabled;
+        Ok(enabled)
+    }
+
+    /// Sends `command` as it is and reads every response up to its tagged end, handing
+    /// each untagged one to `untagged` as it arrives (and dropping it then, so nothing
+    /// piles up). A tagged `NO` or `BAD`, or an untagged `BYE`, is an error.
+    async fn raw_command(
+        &mut self,
+        what: &'static str,
+        command: &str,
+        mut untagged: impl FnMut(&Response<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.commands += 1;
+        let session = &mut self.session;
+        timed(self.timeout, what, async move {
+            let tag = session
+                .run_command(command)
+                .await
+                .map_err(Error::from_imap)?;
+            loop {
+                let response = session
+                    .read_response()
+                    .await
+                    .map_err(Error::from_io)?
+                    .ok_or_else(|| Error::from_imap(async_imap::error::Error::ConnectionLost))?;
+                match response.parsed() {
+                    Response::Done {
+                        tag: done,
+                        status,
+                        outcome,
+                    } if *done == tag => {
+                        return match status {
+                            Status::Ok => Ok(()),
+                            other => Err(Error::Imap(format!(
+                                "{what}: {other:?} {}",
+                                outcome.information.as_deref().unwrap_or("")
+                            ))),
+                        };
+                    }
+                    Response::Data {
+                        status: Status::Bye,
+                        outcome,
+                    } => {
+                        return Err(Error::Imap(format!(
+                            "{what}: the server ended the session: {}",
+                            outcome.information.as_deref().unwrap_or("")
+                        )));
+                    }
+                    other => untagged(other)?,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Forgets the responses async-imap set aside as unasked (it keeps up to 100, each
+    /// holding a buffer of the connection); nothing here reads them.
+    fn drain_unsolicited(&mut self) {
+        while self.session.unsolicited_responses.try_recv().is_ok() {}
+    }
+
     /// All folders, with their special use.
     pub async fn folders(&mut self) -> Result<Vec<Folder>> {
+        self.commands += 1;
         timed(self.timeout, "LIST", async {
             let names: Vec<_> = self
                 .session
@@ -337,6 +496,7 @@ impl ImapSession {
 
     /// Creates a folder.
     pub async fn create_folder(&mut self, name: &str) -> Result<()> {
+        self.commands += 1;
         timed(self.timeout, "CREATE", async {
             self.session.create(name).await.map_err(Error::from_imap)
         })
@@ -345,6 +505,7 @@ impl ImapSession {
 
     /// Deletes a folder.
     pub async fn delete_folder(&mut self, name: &str) -> Result<()> {
+        self.commands += 1;
         timed(self.timeout, "DELETE", async {
             self.session.delete(name).await.map_err(Error::from_imap)
         })
@@ -354,6 +515,8 @@ impl ImapSession {
     /// Selects a folder (with CONDSTORE when the server offers it).
     pub async fn select(&mut self, folder: &str) -> Result<FolderStatus> {
         let condstore = self.has_capability("CONDSTORE");
+        self.drain_unsolicited();
+        self.commands += 1;
         let mailbox = timed(self.timeout, "SELECT", async {
             if condstore {
                 self.session.select_condstore(folder).await
@@ -374,25 +537,44 @@ impl ImapSession {
         })
     }
 
-    /// Selects `folder` and returns what changed since `previous` (see the module docs).
+    /// Selects `folder` and returns what changed since `previous` (see the module docs):
+    /// with QRESYNC on ([`ImapSession::enable_qresync`]) and a saved modseq, from one
+    /// `SELECT` (and a `UID FETCH` when new mail arrived); otherwise with CONDSTORE's
+    /// `CHANGEDSINCE` or all flags, and a `UID SEARCH` for what is left.
     pub async fn sync(
         &mut self,
         folder: &str,
         previous: Option<&SyncState>,
     ) -> Result<SyncChanges> {
+        if self.qresync
+            && let Some(prev) = previous
+            && let Some(modseq) = prev.highest_modseq.filter(|m| *m > 0)
+        {
+            let selected = self.select_qresync(folder, prev, modseq).await?;
+            if selected.status.uid_validity == prev.uid_validity && !selected.overflow {
+                return self.sync_qresync(prev, selected).await;
+            }
+            // A new UIDVALIDITY (the server ignored the saved state), or an answer
+            // too big to keep: the folder is selected, go the long way.
+            return self.sync_selected(selected.status, previous).await;
+        }
         let status = self.select(folder).await?;
+        self.sync_selected(status, previous).await
+    }
+
+    /// The CONDSTORE or plain sync of the folder just selected, whose state is `status`.
+    async fn sync_selected(
+        &mut self,
+        status: FolderStatus,
+        previous: Option<&SyncState>,
+    ) -> Result<SyncChanges> {
         let previous = previous.filter(|p| p.uid_validity == status.uid_validity);
         let reset = previous.is_none();
         let from = previous.map_or(1, |p| p.uid_next.max(1));
 
         let mut new = Vec::new();
         if status.exists > 0 {
-            new = self
-                .fetch_infos(&format!("{from}:*"), "(UID FLAGS RFC822.SIZE)")
-                .await?
-                .into_iter()
-                .filter(|m| m.uid >= from)
-                .collect();
+            new = self.fetch_new(from).await?;
         }
 
         let mut flags_changed = Vec::new();
@@ -415,6 +597,7 @@ impl ImapSession {
                     .filter(|m| m.uid < prev.uid_next)
                     .collect();
             }
+            self.commands += 1;
             present = timed(self.timeout, "UID SEARCH", async {
                 self.session
                     .uid_search(format!("UID {known}"))
@@ -426,31 +609,117 @@ impl ImapSession {
             .filter(|uid| *uid < prev.uid_next)
             .collect();
         }
-
-        let uid_next = new
-            .iter()
-            .map(|m| m.uid.saturating_add(1))
-            .chain([status.uid_next, from])
-            .max()
-            .unwrap_or(status.uid_next);
-        new.sort_by_key(|m| m.uid);
-        Ok(SyncChanges {
-            state: SyncState {
-                uid_validity: status.uid_validity,
-                uid_next,
-                highest_modseq: status.highest_modseq,
-            },
+        Ok(changes(
+            status,
+            from,
             reset,
             new,
             flags_changed,
             present,
+            None,
+        ))
+    }
+
+    /// The QRESYNC sync, from what the `SELECT` reported: expunges and flag changes are
+    /// in it; new messages (at or above the saved `UIDNEXT`) are fetched only when
+    /// `UIDNEXT` moved, or the server did not say.
+    async fn sync_qresync(
+        &mut self,
+        prev: &SyncState,
+        selected: QresyncSelect,
+    ) -> Result<SyncChanges> {
+        let QresyncSelect {
+            status,
+            uid_next_sent,
+            vanished,
+            changed,
+            overflow: _,
+        } = selected;
+        let from = prev.uid_next.max(1);
+        let mut new = Vec::new();
+        if status.exists > 0 && (!uid_next_sent || status.uid_next > from) {
+            new = self.fetch_new(from).await?;
+        }
+        let flags_changed = changed
+            .into_iter()
+            .filter(|(uid, _)| *uid < from)
+            .map(|(uid, flags)| MessageInfo {
+                uid,
+                flags,
+                size: None,
+            })
+            .collect();
+        let vanished = merge_ranges(vanished, from);
+        Ok(changes(
+            status,
+            from,
+            false,
+            new,
+            flags_changed,
+            BTreeSet::new(),
+            Some(vanished),
+        ))
+    }
+
+    /// `UID FLAGS RFC822.SIZE` of the messages at or above `from`, in UID order.
+    async fn fetch_new(&mut self, from: u32) -> Result<Vec<MessageInfo>> {
+        let mut new: Vec<MessageInfo> = self
+            .fetch_infos(&format!("{from}:*"), "(UID FLAGS RFC822.SIZE)")
+            .await?
+            .into_iter()
+            .filter(|m| m.uid >= from)
+            .collect();
+        new.sort_by_key(|m| m.uid);
+        Ok(new)
+    }
+
+    /// `SELECT folder (QRESYNC (uidvalidity modseq known-uids))`, its answer read here
+    /// response by response within the bounds of the module docs.
+    async fn select_qresync(
+        &mut self,
+        folder: &str,
+        prev: &SyncState,
+        modseq: u64,
+    ) -> Result<QresyncSelect> {
+        let known = if prev.uid_next > 1 {
+            format!(" 1:{}", prev.uid_next - 1)
+        } else {
+            String::new()
+        };
+        let command = format!(
+            "SELECT {} (QRESYNC ({} {modseq}{known}))",
+            quoted(folder)?,
+            prev.uid_validity
+        );
+        self.drain_unsolicited();
+        let mut uid_validity = None;
+        let mut out = QresyncSelect {
+            status: FolderStatus {
+                uid_validity: 0,
+                uid_next: 1,
+                exists: 0,
+                highest_modseq: None,
+            },
+            uid_next_sent: false,
+            vanished: Vec::new(),
+            changed: BTreeMap::new(),
+            overflow: false,
+        };
+        self.raw_command("SELECT", &command, |response| {
+            qresync_response(response, &mut out, &mut uid_validity);
+            Ok(())
         })
+        .await?;
+        out.status.uid_validity = uid_validity
+            .ok_or_else(|| Error::Imap(format!("{folder}: the server sent no UIDVALIDITY")))?;
+        Ok(out)
     }
 
     /// Each response is turned into a [`MessageInfo`] as it arrives and dropped: a
     /// response holds on to a buffer of the connection many times its size, so keeping
     /// 10,000 of them at once cost tens of megabytes.
     async fn fetch_infos(&mut self, uids: &str, query: &str) -> Result<Vec<MessageInfo>> {
+        self.commands += 1;
         timed(self.timeout, "UID FETCH", async {
             self.session
                 .uid_fetch(uids, query)
@@ -465,6 +734,7 @@ impl ImapSession {
     }
 
     async fn uid_fetch(&mut self, uids: &str, query: &str) -> Result<Vec<Fetch>> {
+        self.commands += 1;
         timed(self.timeout, "UID FETCH", async {
             self.session
                 .uid_fetch(uids, query)
@@ -498,6 +768,7 @@ impl ImapSession {
         }
         let set = uid_set(uids)?;
         let wanted: BTreeSet<u32> = uids.iter().copied().collect();
+        self.commands += 1;
         let mut out: Vec<(u32, Vec<u8>)> = timed(self.timeout, "UID FETCH", async {
             self.session
                 .uid_fetch(&set, "(UID BODY.PEEK[])")
@@ -541,6 +812,7 @@ impl ImapSession {
     async fn store(&mut self, uids: &[u32], op: &str, flags: &[Flag]) -> Result<()> {
         let set = uid_set(uids)?;
         let query = format!("{op} {}", flag_list(flags));
+        self.commands += 1;
         timed(self.timeout, "UID STORE", async {
             let _: Vec<Fetch> = self
                 .session
@@ -560,6 +832,7 @@ impl ImapSession {
     pub async fn move_messages(&mut self, uids: &[u32], destination: &str) -> Result<()> {
         let set = uid_set(uids)?;
         if self.has_capability("MOVE") {
+            self.commands += 1;
             return timed(self.timeout, "UID MOVE", async {
                 self.session
                     .uid_mv(&set, destination)
@@ -568,6 +841,7 @@ impl ImapSession {
             })
             .await;
         }
+        self.commands += 1;
         timed(self.timeout, "UID COPY", async {
             self.session
                 .uid_copy(&set, destination)
@@ -584,6 +858,7 @@ impl ImapSession {
         self.add_flags(uids, &[Flag::Deleted]).await?;
         let set = uid_set(uids)?;
         let uidplus = self.has_capability("UIDPLUS");
+        self.commands += 1;
         timed(self.timeout, "EXPUNGE", async {
             if uidplus {
                 let _: Vec<_> = self
@@ -624,6 +899,7 @@ impl ImapSession {
             });
         }
         let query = format!("HEADER Message-ID \"{message_id}\"");
+        self.commands += 1;
         let mut uids: Vec<u32> = timed(self.timeout, "UID SEARCH", async {
             self.session
                 .uid_search(query)
@@ -640,6 +916,7 @@ impl ImapSession {
     /// Appends a message to `folder` with `flags` (a sent copy, a draft).
     pub async fn append(&mut self, folder: &str, flags: &[Flag], message: &[u8]) -> Result<()> {
         let flags = (!flags.is_empty()).then(|| flag_list(flags));
+        self.commands += 1;
         timed(self.timeout, "APPEND", async {
             self.session
                 .append(folder, flags.as_deref(), None, message)
@@ -664,7 +941,11 @@ impl ImapSession {
             session,
             capabilities,
             timeout,
+            qresync,
+            enable_tried,
+            commands,
         } = self;
+        while session.unsolicited_responses.try_recv().is_ok() {}
         let mut handle = session.idle();
         timed(timeout, "starting IDLE", async {
             handle.init().await.map_err(Error::from_imap)
@@ -701,6 +982,9 @@ impl ImapSession {
                 session,
                 capabilities,
                 timeout,
+                qresync,
+                enable_tried,
+                commands: commands.saturating_add(1),
             },
             event,
         ))
@@ -708,6 +992,7 @@ impl ImapSession {
 
     /// Sends `NOOP` (keeps the connection alive, collects pending updates).
     pub async fn noop(&mut self) -> Result<()> {
+        self.commands += 1;
         timed(self.timeout, "NOOP", async {
             self.session.noop().await.map_err(Error::from_imap)
         })
@@ -716,6 +1001,7 @@ impl ImapSession {
 
     /// Logs out.
     pub async fn logout(mut self) -> Result<()> {
+        self.commands += 1;
         timed(self.timeout, "LOGOUT", async {
             self.session.logout().await.map_err(Error::from_imap)
         })
@@ -792,6 +1078,144 @@ pub fn encode_folder_name(name: &str) -> String {
     }
     flush(&mut pending, &mut out);
     out
+}
+
+/// The [`SyncChanges`] of a sync, the state to save computed from what was seen.
+fn changes(
+    status: FolderStatus,
+    from: u32,
+    reset: bool,
+    new: Vec<MessageInfo>,
+    flags_changed: Vec<MessageInfo>,
+    present: BTreeSet<u32>,
+    vanished: Option<Vec<RangeInclusive<u32>>>,
+) -> SyncChanges {
+    let uid_next = new
+        .iter()
+        .map(|m| m.uid.saturating_add(1))
+        .chain([status.uid_next, from])
+        .max()
+        .unwrap_or(status.uid_next);
+    SyncChanges {
+        state: SyncState {
+            uid_validity: status.uid_validity,
+            uid_next,
+            highest_modseq: status.highest_modseq,
+        },
+        reset,
+        new,
+        flags_changed,
+        present,
+        vanished,
+    }
+}
+
+/// Takes one untagged response of a QRESYNC `SELECT` into `out` (see the module docs
+/// for the bounds). Anything else the server says is ignored.
+fn qresync_response(
+    response: &Response<'_>,
+    out: &mut QresyncSelect,
+    uid_validity: &mut Option<u32>,
+) {
+    match response {
+        Response::Data {
+            status: Status::Ok,
+            outcome,
+        } => match outcome.code {
+            Some(ResponseCode::UidValidity(v)) => *uid_validity = Some(v),
+            Some(ResponseCode::UidNext(n)) => {
+                out.status.uid_next = n;
+                out.uid_next_sent = true;
+            }
+            Some(ResponseCode::HighestModSeq(m)) => out.status.highest_modseq = Some(m),
+            _ => {}
+        },
+        Response::MailboxData(MailboxDatum::Exists(n)) => out.status.exists = *n,
+        Response::Vanished { uids, .. } if !out.overflow => {
+            if out.vanished.len().saturating_add(uids.len()) > MAX_VANISHED_RANGES {
+                overflow(out);
+            } else {
+                out.vanished.extend(
+                    uids.iter()
+                        .map(|r| (*r.start()).min(*r.end())..=(*r.start()).max(*r.end())),
+                );
+            }
+        }
+        Response::Fetch(_, attributes) if !out.overflow => {
+            let mut uid = None;
+            let mut flags = None;
+            for a in attributes {
+                match a {
+                    AttributeValue::Uid(u) => uid = Some(*u),
+                    AttributeValue::Flags(f) => {
+                        flags = Some(
+                            f.iter()
+                                .filter_map(|name| {
+                                    Flag::from_imap(&async_imap::types::Flag::from(name.as_ref()))
+                                })
+                                .collect::<BTreeSet<Flag>>(),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(uid), Some(flags)) = (uid, flags) {
+                out.changed.insert(uid, flags);
+                let bound = usize::try_from(out.status.exists)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(CHANGED_SLACK);
+                if out.changed.len() > bound {
+                    overflow(out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Gives up on keeping a QRESYNC answer: frees what was kept.
+fn overflow(out: &mut QresyncSelect) {
+    out.overflow = true;
+    out.vanished = Vec::new();
+    out.changed = BTreeMap::new();
+}
+
+/// `ranges` cut to below `below`, sorted, with overlapping and adjacent ones merged.
+fn merge_ranges(mut ranges: Vec<RangeInclusive<u32>>, below: u32) -> Vec<RangeInclusive<u32>> {
+    let Some(last) = below.checked_sub(1).filter(|l| *l >= 1) else {
+        return Vec::new();
+    };
+    ranges.sort_unstable_by_key(|r| (*r.start(), *r.end()));
+    let mut out: Vec<RangeInclusive<u32>> = Vec::new();
+    for r in ranges {
+        let (start, end) = ((*r.start()).max(1), (*r.end()).min(last));
+        if start > end {
+            continue;
+        }
+        match out.last_mut() {
+            Some(prev) if start <= prev.end().saturating_add(1) => {
+                if end > *prev.end() {
+                    *prev = *prev.start()..=end;
+                }
+            }
+            _ => out.push(start..=end),
+        }
+    }
+    out
+}
+
+/// A mailbox name as an IMAP quoted string; CR, LF and NUL are refused.
+fn quoted(name: &str) -> Result<String> {
+    if name.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(Error::Invalid {
+            what: "folder name",
+            value: name.chars().take(40).collect(),
+        });
+    }
+    Ok(format!(
+        "\"{}\"",
+        name.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
 }
 
 fn info(f: &Fetch) -> Option<MessageInfo> {
@@ -1093,6 +1517,22 @@ mod tests {
         for bad in ["&", "&Jjo", "&!!!-", "&AGE-x&"] {
             assert_eq!(decode_folder_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn vanished_ranges_are_cut_to_the_known_uids_and_merged_without_expanding() {
+        assert_eq!(
+            merge_ranges(vec![5..=5, 2..=3, 4..=4, 9..=u32::MAX, 0..=0], 10),
+            [2..=5, 9..=9]
+        );
+        assert_eq!(
+            merge_ranges(vec![1..=u32::MAX], u32::MAX),
+            [1..=u32::MAX - 1]
+        );
+        assert!(merge_ranges(vec![1..=3], 1).is_empty());
+        assert!(merge_ranges(vec![1..=3], 0).is_empty());
+        assert_eq!(quoted("a\\b\"c").unwrap(), "\"a\\\\b\\\"c\"");
+        assert!(quoted("a\r\nb").is_err());
     }
 
     #[test]

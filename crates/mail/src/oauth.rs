@@ -6,7 +6,9 @@
 //! the system browser; tests play the browser), accepts the one redirect that carries
 //! the matching `state`, and exchanges the code with the verifier. [`Tokens`] remember
 //! when the access token expires; [`fresh_access_token`] refreshes it when it is about
-//! to (the clock is the caller's, passed in as Unix seconds).
+//! to (the clock is the caller's, passed in as Unix seconds); [`try_refresh`] tells a
+//! grant the provider refused (`invalid_grant`: the user must sign in again) from a
+//! failure that may pass.
 //!
 //! Providers: [`gmail`], [`microsoft365`], or any OpenID provider found by [`discover`]
 //! (`/.well-known/openid-configuration`). The token goes to IMAP and SMTP as
@@ -260,17 +262,53 @@ pub async fn authorize(
     Ok(tokens_from(&token, None, now))
 }
 
+/// Why [`try_refresh`] got no new token.
+#[derive(Debug)]
+pub enum RefreshError {
+    /// The provider refused the grant (`invalid_grant`: revoked, expired, the password
+    /// changed) or there is no refresh token: only a new sign-in helps. The text is the
+    /// provider's reason.
+    Refused(String),
+    /// Anything else (the network, a provider that is down): trying later may work.
+    Failed(Error),
+}
+
+impl std::fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) => write!(f, "the provider refused the refresh: {why}"),
+            Self::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
 /// Gets a new access token with the refresh token. Keeps the old refresh token when the
 /// provider does not rotate it.
 pub async fn refresh(client: &OAuthClient, tokens: &Tokens, now: u64) -> Result<Tokens> {
+    try_refresh(client, tokens, now).await.map_err(|e| match e {
+        RefreshError::Refused(why) => Error::OAuth(format!(
+            "refreshing the token: {why}: the user must sign in again"
+        )),
+        RefreshError::Failed(e) => e,
+    })
+}
+
+/// Like [`refresh`], telling a refused grant (sign in again) from a failure that may
+/// pass.
+pub async fn try_refresh(
+    client: &OAuthClient,
+    tokens: &Tokens,
+    now: u64,
+) -> std::result::Result<Tokens, RefreshError> {
+    use oauth2::basic::BasicErrorResponseType;
     let Some(refresh_token) = &tokens.refresh_token else {
-        return Err(Error::OAuth(
-            "no refresh token: the user must sign in again".into(),
+        return Err(RefreshError::Refused(
+            "the provider issued no refresh token".into(),
         ));
     };
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
-        .set_auth_uri(auth_url(&client.provider)?)
-        .set_token_uri(token_url(&client.provider)?);
+        .set_auth_uri(auth_url(&client.provider).map_err(RefreshError::Failed)?)
+        .set_token_uri(token_url(&client.provider).map_err(RefreshError::Failed)?);
     let oauth = match &client.client_secret {
         Some(s) => oauth.set_client_secret(ClientSecret::new(s.expose().to_owned())),
         None => oauth,
@@ -279,7 +317,20 @@ pub async fn refresh(client: &OAuthClient, tokens: &Tokens, now: u64) -> Result<
         .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
         .request_async(&client.http)
         .await
-        .map_err(|e| Error::OAuth(format!("refreshing the token: {}", describe(&e))))?;
+        .map_err(|e| match &e {
+            oauth2::RequestTokenError::ServerResponse(r)
+                if *r.error() == BasicErrorResponseType::InvalidGrant =>
+            {
+                RefreshError::Refused(match r.error_description() {
+                    Some(d) => format!("invalid_grant ({d})"),
+                    None => "invalid_grant".into(),
+                })
+            }
+            _ => RefreshError::Failed(Error::OAuth(format!(
+                "refreshing the token: {}",
+                describe(&e)
+            ))),
+        })?;
     Ok(tokens_from(&token, Some(refresh_token), now))
 }
 

@@ -116,6 +116,146 @@ impl OidcProvider {
     }
 }
 
+impl OidcProvider {
+    /// Revokes a token at the provider (RFC 7009, as the native client): a revoked
+    /// refresh token ends the grant, as when the user withdraws the app's access.
+    pub fn revoke(&self, token: &str) -> std::io::Result<()> {
+        let body = format!("token={}&client_id={CLIENT_ID}", form_encode(token));
+        let response = request(
+            "POST",
+            &format!("{}/token/revocation", self.issuer()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )?;
+        if response.status != 200 {
+            return Err(std::io::Error::other(format!(
+                "revocation answered {}: {}",
+                response.status, response.body
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Plays the system browser on an authorization URL: GETs it and follows redirects,
+/// keeping cookies as a browser does, until an answer is not a redirect (the app's
+/// loopback page). Returns that answer's status and the URL that gave it. Plain
+/// `http://` only: the provider and the loopback redirect both are, on loopback.
+pub fn browse(url: &str) -> std::io::Result<(u16, String)> {
+    let mut cookies: Vec<(String, String)> = Vec::new();
+    let mut url = url.to_owned();
+    for _ in 0..20 {
+        let cookie = cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+            Vec::new()
+        } else {
+            vec![("Cookie", cookie.as_str())]
+        };
+        let response = request("GET", &url, &headers, b"")?;
+        for set in &response.set_cookies {
+            let pair = set.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                cookies.retain(|(name, _)| name != k.trim());
+                cookies.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+        match (&response.location, response.status) {
+            (Some(location), 300..=399) => {
+                url = if location.starts_with("http://") {
+                    location.clone()
+                } else {
+                    let (origin, _) = split_url(&url)?;
+                    format!("http://{origin}{location}")
+                };
+            }
+            _ => return Ok((response.status, url)),
+        }
+    }
+    Err(std::io::Error::other("more than 20 redirects"))
+}
+
+struct Response {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn split_url(url: &str) -> std::io::Result<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| std::io::Error::other(format!("not an http:// URL: {url}")))?;
+    Ok(match rest.find('/') {
+        Some(i) => (
+            rest.get(..i).unwrap_or_default().to_owned(),
+            rest.get(i..).unwrap_or("/").to_owned(),
+        ),
+        None => (rest.to_owned(), "/".to_owned()),
+    })
+}
+
+/// One HTTP/1.1 exchange over a fresh connection (`Connection: close`).
+fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    use std::io::{Read, Write};
+    let (origin, path) = split_url(url)?;
+    let mut stream = std::net::TcpStream::connect(&origin)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {origin}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {head}")))?;
+    let mut response = Response {
+        status,
+        location: None,
+        set_cookies: Vec::new(),
+        body: body.to_owned(),
+    };
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "location" => response.location = Some(v.trim().to_owned()),
+                "set-cookie" => response.set_cookies.push(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Ok(response)
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Where `server.js` and its `node_modules` are.
 pub fn app_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc")

@@ -14,7 +14,7 @@
 //!
 //! | table     | in the clear                                                   | sealed (vault key, [`Unlocked::seal_blob`]) |
 //! |-----------|----------------------------------------------------------------|---------------------------------------------|
-//! | `account` | address, login, servers, extra CA roots (the user typed them)  | — the password is the vault secret `mail/<id>/password`, never here |
+//! | `account` | address, login, servers, extra CA roots (the user typed them); password or OAuth2, and the OAuth2 provider (endpoints, client id, scopes) | — the password is the vault secret `mail/<id>/password`, the OAuth2 tokens `mail/<id>/oauth` ([`oauth`]), never here |
 //! | `folder`  | name, special use, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ         | —                                           |
 //! | `message` | folder, UID, UIDVALIDITY, flags, date, state, encrypted/signed, size, a keyed hash of the Message-ID | the list entry (From, To, Subject) |
 //! | `body`    | —                                                              | the raw RFC 5322 bytes (attachments inside) |
@@ -58,8 +58,12 @@
 //! # Sync and what survives a kill
 //!
 //! Per folder, UID-incremental ([`sealpost_mail::ImapSession::sync`]): a UIDVALIDITY
-//! change drops the folder's messages and fetches them again; flags are refreshed
-//! (CONDSTORE's `CHANGEDSINCE` when offered); UIDs gone from the server are deleted.
+//! change drops the folder's messages and fetches them again. With QRESYNC (RFC 7162,
+//! enabled when offered) and a saved MODSEQ, one `SELECT … (QRESYNC …)` brings the
+//! expunged UIDs (`VANISHED (EARLIER)`) and the changed flags since the last sync;
+//! otherwise flags are refreshed with CONDSTORE's `CHANGEDSINCE` when offered and UIDs
+//! gone from the server are found with `UID SEARCH`. A second copy of a Message-ID in
+//! one folder is kept out of the list (`message_duplicate`).
 //! Each fetched message is committed raw (sealed, state `pending`) before anything
 //! reads it; the folder's new UIDNEXT is saved only after every new message is stored.
 //! Only then are pending messages opened: parsed, decrypted, indexed, their Autocrypt
@@ -78,25 +82,32 @@
 //!
 //! [`Mailbox::queue`] builds the exact bytes (encrypted and signed when asked, with a
 //! fresh Message-ID) and commits them sealed in `outbox` before anything is sent.
-//! [`Mailbox::flush_outbox`] then, per entry: submits over SMTP, commits `sent`, makes
-//! sure a copy is in the Sent folder (syncs it and looks for the Message-ID first, so a
-//! copy appended before a kill is not appended again), and only then deletes the entry.
-//! Killed before the server accepted, the message is sent on the next flush; killed
-//! after `sent` was committed, it is not sent again and only the copy is made.
-//! The one window that cannot be closed with SMTP: the server accepted (its `250`
-//! arrived) but the process died before `sent` was committed — a few milliseconds. The
-//! next flush sends the same bytes again, with the same Message-ID, which receiving
-//! clients (and Sealpost's own store) recognise as the same message.
+//! [`Mailbox::flush_outbox`] then, per entry: records that its SMTP transaction starts
+//! (`outbox_attempt`, committed before `MAIL FROM`), submits, commits `sent` together
+//! with clearing that record, makes sure a copy is in the Sent folder (looking for the
+//! Message-ID first, so a copy appended before a kill is not appended again), and only
+//! then deletes the entry. Killed before the transaction started, the message is sent
+//! on the next flush. An entry whose transaction started but whose outcome was never
+//! recorded (killed after `MAIL FROM`, even after the server's `250`; or the connection
+//! died before a reply) is never sent again by itself: the next flush looks for its
+//! Message-ID on the server (Sent, and INBOX when the account is a recipient) and counts
+//! it as sent if found; if not, the entry is `inDoubt` and waits for the user to send it
+//! again ([`Mailbox::resend_outbox_entry`]) or discard it
+//! ([`Mailbox::discard_outbox_entry`]). So a message is sent once or waits: never twice
+//! without the user asking.
 //!
 //! # Modules
 //!
 //! - [`schema`]: the database and its migrations.
+//! - [`oauth`]: accounts that sign in with OAuth2 (Gmail, Microsoft 365, any OpenID
+//!   provider): the sign-in, the tokens in the vault, refresh before expiry.
 //! - `index`: word normalisation and keyed hashing for search.
 //! - `sync`: fetching, opening and indexing messages; flags and moves.
 //! - [`scheduler`]: the background loop of one account, and the events it reports.
 //! - `outbox`: composing, the outbox, drafts.
 
 mod index;
+pub mod oauth;
 mod outbox;
 pub mod scheduler;
 pub mod schema;
@@ -114,7 +125,9 @@ use serde::{Deserialize, Serialize};
 use crate::vault::Unlocked;
 use crate::{Clock, CoreError};
 
-pub use outbox::{Compose, ComposeAttachment, Draft, FlushReport, OutboxEntry, OutboxStep};
+pub use outbox::{
+    Compose, ComposeAttachment, Draft, FlushReport, OutboxEntry, OutboxStep, OutboxUpdate,
+};
 pub use sync::{SyncProgress, SyncReport};
 
 /// The mail store's file name inside a profile directory.
@@ -254,6 +267,9 @@ pub struct Mailbox<'u> {
     u: &'u Unlocked,
     conn: Connection,
     search_key: SecretBytes<32>,
+    /// The time for what the store decides by itself: whether an OAuth2 access token
+    /// is due for a refresh ([`Mailbox::credentials`]).
+    clock: &'u dyn Clock,
 }
 
 impl std::fmt::Debug for Mailbox<'_> {
@@ -376,8 +392,9 @@ fn security_name(s: &Server) -> &'static str {
 }
 
 impl<'u> Mailbox<'u> {
-    /// Opens (creating on first use) the mail store of `u`'s profile.
-    pub fn open(u: &'u Unlocked, clock: &dyn Clock) -> Result<Self, CoreError> {
+    /// Opens (creating on first use) the mail store of `u`'s profile. `clock` also
+    /// tells when an OAuth2 access token is due for a refresh.
+    pub fn open(u: &'u Unlocked, clock: &'u dyn Clock) -> Result<Self, CoreError> {
         let conn = schema::open(&Self::path(u))?;
         let search_key = match u.secret(SEARCH_KEY_SECRET)? {
             Some(k) => SecretBytes::from_slice(k.expose())
@@ -392,6 +409,7 @@ impl<'u> Mailbox<'u> {
             u,
             conn,
             search_key,
+            clock,
         })
     }
 
@@ -454,6 +472,7 @@ impl<'u> Mailbox<'u> {
         self.conn
             .execute("DELETE FROM account WHERE id = ?1", [&account.id])?;
         self.u.delete_secret(&password_secret(&account.id))?;
+        self.u.delete_secret(&oauth::oauth_secret(&account.id))?;
         Ok(())
     }
 
@@ -487,8 +506,21 @@ impl<'u> Mailbox<'u> {
             .ok_or_else(|| CoreError::NoMailAccount(id_or_address.to_owned()))
     }
 
-    /// The login for an account, with its password from the vault.
-    pub fn credentials(&self, account: &MailAccount) -> Result<Credentials, CoreError> {
+    /// The login for an account: its password from the vault, or for an OAuth2 account
+    /// its access token, refreshed first when it expires within
+    /// [`sealpost_mail::oauth::REFRESH_MARGIN_SECS`] (the new tokens are stored before
+    /// they are used). A grant the provider refused is
+    /// [`oauth::sign_in_again`]'s error: the user must sign in again.
+    pub async fn credentials(&self, account: &MailAccount) -> Result<Credentials, CoreError> {
+        match self.auth(account)? {
+            oauth::AccountAuth::Password => self.password_credentials(account),
+            oauth::AccountAuth::OAuth2(provider) => {
+                self.oauth_credentials(account, &provider).await
+            }
+        }
+    }
+
+    fn password_credentials(&self, account: &MailAccount) -> Result<Credentials, CoreError> {
         let pw = self
             .u
             .secret(&password_secret(&account.id))?
@@ -504,7 +536,7 @@ impl<'u> Mailbox<'u> {
 
     /// Logs in to IMAP (listing the folders) and to SMTP, without sending.
     pub async fn test_account(&self, account: &MailAccount) -> Result<(), CoreError> {
-        let creds = self.credentials(account)?;
+        let creds = self.credentials(account).await?;
         sealpost_mail::autoconfig::check_account(
             &account.imap_config()?,
             &creds,

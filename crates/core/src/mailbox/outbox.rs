@@ -1,8 +1,8 @@
 //! Composing, the outbox and drafts (see the module docs of [`super`]).
 
 use rusqlite::{OptionalExtension, params};
-use sealpost_mail::smtp::{self, Envelope};
-use sealpost_mail::{Flag, SpecialUse};
+use sealpost_mail::smtp::{Envelope, SmtpSession};
+use sealpost_mail::{Flag, ImapSession, SpecialUse};
 use sealpost_pgp::{Mailbox as PgpMailbox, OutgoingMail, PreferEncrypt};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -11,6 +11,17 @@ use super::sync::SyncReport;
 use super::{MailAccount, Mailbox, damaged, index, random_id};
 use crate::keys;
 use crate::{Clock, CoreError};
+
+// An SMTP transaction of an outbox entry that was started: the row is committed before
+// the first command of the message (`MAIL FROM`) goes out, and removed in the same
+// commit that records the server's `250` (or when the server refused the message with
+// a 4xx/5xx reply, which proves it did not take it). A row that outlives its flush (the
+// process was killed, the connection died before the reply) means the server may
+// have the message: the entry is never sent again by itself. The next flush looks for
+// its Message-ID on the server (Sent, and INBOX when the account is a recipient); found,
+// it counts as sent; not found, `in_doubt` is set and the entry waits for the user
+// ([`Mailbox::resend_outbox_entry`], [`Mailbox::discard_outbox_entry`]).
+// The table is `outbox_attempt` (schema migration 6).
 
 /// A message as the user writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,8 +113,17 @@ pub struct OutboxEntry {
     pub id: i64,
     /// The Message-ID.
     pub message_id: String,
-    /// `queued` (not yet accepted by the SMTP server) or `sent` (accepted; the copy in
-    /// Sent is not yet made).
+    /// Everyone it goes to (To, Cc and Bcc).
+    pub recipients: Vec<String>,
+    /// Its subject.
+    pub subject: String,
+    /// `queued` (not sent yet, or refused and to be tried again), `sending` (an SMTP
+    /// transaction started and has not ended: a flush is at it, or the app stopped in
+    /// the middle; the next flush checks the server before anything else), `inDoubt`
+    /// (it may have been sent: the server may have taken it, and it is not on the
+    /// server where it could be checked; the user says [`Mailbox::resend_outbox_entry`]
+    /// or [`Mailbox::discard_outbox_entry`]) or `sent` (accepted; the copy in Sent is
+    /// not yet made).
     pub state: String,
     /// Failed attempts so far.
     pub attempts: i64,
@@ -111,15 +131,52 @@ pub struct OutboxEntry {
     pub last_error: String,
 }
 
-/// The steps of a flush, named so a test can stop one there, as a kill would.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The steps of a flush, per entry, in order (an entry goes through some of them), and
+/// its two other ends, [`OutboxStep::Failed`] and [`OutboxStep::InDoubt`]. Each is
+/// reported to the callback of [`Mailbox::flush_outbox_steps`]; an error from it stops
+/// the flush there, as a kill at that point would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum OutboxStep {
-    /// The entry is recorded; nothing sent yet.
+    /// The entry is about to be handled; nothing of this flush has happened to it.
     Recorded,
-    /// The SMTP server accepted it and `sent` is committed; no copy in Sent yet.
+    /// Connecting and logging in to the SMTP server; nothing of the message sent yet.
+    Connecting,
+    /// The SMTP transaction is recorded as started (durably); the message goes out
+    /// next. From here on a restart does not send it again by itself.
+    Started,
+    /// The server answered `250` to the message; `sent` is not yet committed.
+    Submitted,
+    /// `sent` is committed (or the message was found on the server after an
+    /// interrupted attempt); no copy in Sent yet.
     Accepted,
+    /// Making sure a copy is in Sent (looking for it, appending it).
+    SavingToSent,
     /// The copy is appended to Sent; the entry is not yet cleared.
     Appended,
+    /// Done: sent, the copy in Sent, the entry gone from the outbox.
+    Cleared,
+    /// This attempt failed (the error says why): before the server could have taken
+    /// the message, or, for an entry already `sent`, while making its copy in Sent. The
+    /// entry waits for the next flush, which tries again by itself.
+    Failed,
+    /// The server may have the message and it could not be found there: the entry
+    /// stays, in doubt, and is not sent again until the user says so.
+    InDoubt,
+}
+
+/// One step of one entry, as [`Mailbox::flush_outbox_steps`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxUpdate {
+    /// The entry.
+    pub id: i64,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// The step.
+    pub step: OutboxStep,
+    /// What went wrong, in words ([`OutboxStep::Failed`], and [`OutboxStep::InDoubt`]
+    /// when an error left it so).
+    pub error: Option<String>,
 }
 
 /// What a flush did.
@@ -128,12 +185,18 @@ pub enum OutboxStep {
 pub struct FlushReport {
     /// Entries accepted by the SMTP server in this flush.
     pub sent: usize,
+    /// Entries whose interrupted attempt had reached the server: found there by their
+    /// Message-ID and counted as sent, not sent again.
+    pub found: usize,
     /// Copies appended to Sent.
     pub appended: usize,
     /// Entries finished and cleared.
     pub cleared: usize,
     /// Entries that failed and stay queued, with why.
     pub failed: Vec<(i64, String)>,
+    /// Entries that may have been sent and wait for the user to send them again or
+    /// discard them.
+    pub in_doubt: Vec<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -141,6 +204,10 @@ struct SealedEnvelope {
     from: String,
     recipients: Vec<String>,
     message_id: String,
+    /// The subject as the user wrote it (for the outbox list; entries queued before it
+    /// was kept have none).
+    #[serde(default)]
+    subject: String,
 }
 
 /// A message as it goes out unencrypted.
@@ -197,6 +264,22 @@ fn outgoing(
         message_id: message_id.to_owned(),
         in_reply_to: compose.in_reply_to.clone(),
         autocrypt: Some(PreferEncrypt::Mutual),
+    }
+}
+
+/// Whether a failed send was the server's refusal (a 4xx or 5xx reply, a refused
+/// login) or failed before a command of the message: then the server does not have the
+/// message and sending it again later is safe. Anything else (the connection lost, no
+/// answer in time) may have come after the server took it.
+fn refused(e: &sealpost_mail::Error) -> bool {
+    use sealpost_mail::Error as E;
+    match e {
+        E::AuthFailed(_) | E::Invalid { .. } => true,
+        // lettre's words for a negative reply (`transport::smtp::Error`'s Display).
+        E::Smtp(words) => {
+            words.starts_with("permanent error (") || words.starts_with("transient error (")
+        }
+        _ => false,
     }
 }
 
@@ -257,6 +340,7 @@ impl Mailbox<'_> {
             from: account.address.clone(),
             recipients,
             message_id: message_id.clone(),
+            subject: compose.subject.clone(),
         };
         let env_json = serde_json::to_vec(&envelope).map_err(|e| damaged("an envelope", e))?;
         let tx = self.conn.unchecked_transaction()?;
@@ -283,6 +367,8 @@ impl Mailbox<'_> {
         Ok(OutboxEntry {
             id,
             message_id,
+            recipients: envelope.recipients,
+            subject: envelope.subject,
             state: "queued".into(),
             attempts: 0,
             last_error: String::new(),
@@ -361,8 +447,14 @@ impl Mailbox<'_> {
         let rows: Vec<(i64, String, i64, String, Vec<u8>)> = self
             .conn
             .prepare(
-                "SELECT id, state, attempts, last_error, envelope FROM outbox
-                 WHERE account_id = ?1 ORDER BY id",
+                "SELECT o.id,
+                        CASE WHEN o.state = 'sent' THEN 'sent'
+                             WHEN a.in_doubt = 1 THEN 'inDoubt'
+                             WHEN a.in_doubt = 0 THEN 'sending'
+                             ELSE 'queued' END,
+                        o.attempts, o.last_error, o.envelope
+                 FROM outbox o LEFT JOIN outbox_attempt a ON a.outbox_id = o.id
+                 WHERE o.account_id = ?1 ORDER BY o.id",
             )?
             .query_map([&account.id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -370,15 +462,70 @@ impl Mailbox<'_> {
             .collect::<Result<_, _>>()?;
         rows.into_iter()
             .map(|(id, state, attempts, last_error, env)| {
+                let envelope = self.envelope(id, &env)?;
                 Ok(OutboxEntry {
                     id,
-                    message_id: self.envelope(id, &env)?.message_id,
+                    message_id: envelope.message_id,
+                    recipients: envelope.recipients,
+                    subject: envelope.subject,
                     state,
                     attempts,
                     last_error,
                 })
             })
             .collect()
+    }
+
+    /// The user's answer to an entry that may have been sent ([`OutboxStep::InDoubt`]):
+    /// send it again. It goes with the next flush like a new one (same bytes, same
+    /// Message-ID, so a receiving client can tell a second copy). Refused for an entry
+    /// that is not in doubt.
+    pub fn resend_outbox_entry(&self, account: &MailAccount, id: i64) -> Result<(), CoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM outbox_attempt WHERE outbox_id = ?1 AND in_doubt = 1
+             AND outbox_id IN (SELECT id FROM outbox WHERE account_id = ?2 AND state = 'queued')",
+            params![id, account.id],
+        )?;
+        if n != 1 {
+            return Err(CoreError::NotInMailStore(format!(
+                "outbox entry {id} that may have been sent"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The user's answer to an entry that may have been sent, or to one not sent yet:
+    /// drop it (from this device; what the server has is not touched). Refused while an
+    /// SMTP transaction of it has started and not ended (`sending`), and for an entry
+    /// already sent (only its copy to Sent is left to make).
+    pub fn discard_outbox_entry(&self, account: &MailAccount, id: i64) -> Result<(), CoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let state: Option<(String, Option<bool>)> = tx
+            .query_row(
+                "SELECT o.state, a.in_doubt FROM outbox o
+                 LEFT JOIN outbox_attempt a ON a.outbox_id = o.id
+                 WHERE o.id = ?1 AND o.account_id = ?2",
+                params![id, account.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match state {
+            None => return Err(CoreError::NotInMailStore(format!("outbox entry {id}"))),
+            Some((state, _)) if state == "sent" => {
+                return Err(CoreError::AccountBusy(format!(
+                    "outbox entry {id} was sent; only its copy to Sent is left to make"
+                )));
+            }
+            Some((_, Some(false))) => {
+                return Err(CoreError::AccountBusy(format!(
+                    "outbox entry {id} is being sent; wait for the attempt to end"
+                )));
+            }
+            Some(_) => {}
+        }
+        tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn envelope(&self, id: i64, sealed: &[u8]) -> Result<SealedEnvelope, CoreError> {
@@ -400,14 +547,20 @@ impl Mailbox<'_> {
             .await
     }
 
-    /// [`Mailbox::flush_outbox`], calling `fault` after each step: an error there stops
-    /// the flush as a kill at that point would. For tests.
-    #[doc(hidden)]
+    /// [`Mailbox::flush_outbox`], telling `step` each step of each entry as it happens
+    /// (what a UI shows per message). An error from `step` stops the flush right there,
+    /// as a kill at that point would (the tests' way to kill it at every step).
+    ///
+    /// Per entry: an entry in the middle of an SMTP transaction that did not end (see
+    /// the `outbox_attempt` table) is looked for on the server first and never sent again by
+    /// itself; any other queued entry is sent (`Connecting`, `Started`, `Submitted`,
+    /// `Accepted`); then the copy in Sent is made (`SavingToSent`, `Appended`) and the
+    /// entry cleared (`Cleared`). `Failed` and `InDoubt` end an entry's flush otherwise.
     pub async fn flush_outbox_steps(
         &self,
         account: &MailAccount,
         clock: &dyn Clock,
-        fault: &mut dyn FnMut(OutboxStep) -> Result<(), CoreError>,
+        step: &mut dyn FnMut(&OutboxUpdate) -> Result<(), CoreError>,
     ) -> Result<FlushReport, CoreError> {
         let mut report = FlushReport::default();
         let ids: Vec<i64> = self
@@ -416,8 +569,11 @@ impl Mailbox<'_> {
             .query_map([&account.id], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         for id in ids {
-            fault(OutboxStep::Recorded)?;
-            if let Err(e) = self.flush_one(account, id, clock, fault, &mut report).await {
+            let mut message_id = String::new();
+            let result = self
+                .flush_one(account, id, clock, step, &mut report, &mut message_id)
+                .await;
+            if let Err(e) = result {
                 if matches!(e, CoreError::Injected(_)) {
                     return Err(e);
                 }
@@ -426,6 +582,12 @@ impl Mailbox<'_> {
                     params![e.to_string(), id],
                 )?;
                 report.failed.push((id, e.to_string()));
+                step(&OutboxUpdate {
+                    id,
+                    message_id,
+                    step: OutboxStep::Failed,
+                    error: Some(e.to_string()),
+                })?;
             }
         }
         Ok(report)
@@ -436,31 +598,110 @@ impl Mailbox<'_> {
         account: &MailAccount,
         id: i64,
         clock: &dyn Clock,
-        fault: &mut dyn FnMut(OutboxStep) -> Result<(), CoreError>,
+        step: &mut dyn FnMut(&OutboxUpdate) -> Result<(), CoreError>,
         report: &mut FlushReport,
+        message_id: &mut String,
     ) -> Result<(), CoreError> {
-        let (state, mid_hash, env, raw): (String, String, Vec<u8>, Vec<u8>) = self
+        type Row = (String, String, Vec<u8>, Vec<u8>, Option<bool>);
+        let (state, mid_hash, env, raw, attempt): Row = self
             .conn
             .query_row(
-                "SELECT state, message_id_hash, envelope, raw FROM outbox WHERE id = ?1",
+                "SELECT o.state, o.message_id_hash, o.envelope, o.raw, a.in_doubt
+                 FROM outbox o LEFT JOIN outbox_attempt a ON a.outbox_id = o.id
+                 WHERE o.id = ?1",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?
             .ok_or_else(|| CoreError::NotInMailStore(format!("outbox entry {id}")))?;
         let envelope = self.envelope(id, &env)?;
+        message_id.clone_from(&envelope.message_id);
+        let mut tell = |s: OutboxStep, error: Option<String>| {
+            step(&OutboxUpdate {
+                id,
+                message_id: envelope.message_id.clone(),
+                step: s,
+                error,
+            })
+        };
+        tell(OutboxStep::Recorded, None)?;
         let raw = self.u.open_blob(&format!("mail/outbox-raw/{id}"), &raw)?;
-        let creds = self.credentials(account)?;
-        if state == "queued" {
+        let mut imap: Option<ImapSession> = None;
+        if state == "queued" && attempt.is_some() {
+            // A transaction that may have reached the server: look, never resend.
+            let mut session = self.connect(account).await?;
+            session.enable_qresync().await?;
+            let found = self.on_server(&mut session, account, &envelope).await?;
+            imap = Some(session);
+            if !found {
+                self.conn.execute(
+                    "UPDATE outbox_attempt SET in_doubt = 1 WHERE outbox_id = ?1",
+                    [id],
+                )?;
+                report.in_doubt.push(id);
+                if let Some(session) = imap.take() {
+                    let _ = session.logout().await;
+                }
+                return tell(OutboxStep::InDoubt, None);
+            }
+            self.mark_sent(id)?;
+            report.found += 1;
+            tell(OutboxStep::Accepted, None)?;
+        } else if state == "queued" {
+            tell(OutboxStep::Connecting, None)?;
             let env = Envelope::new(&envelope.from, &envelope.recipients)?;
-            smtp::send(&account.smtp_config()?, &creds, &env, raw.expose()).await?;
-            self.conn
-                .execute("UPDATE outbox SET state = 'sent' WHERE id = ?1", [id])?;
-            report.sent += 1;
-            fault(OutboxStep::Accepted)?;
+            let creds = self.credentials(account).await?;
+            // Failing here, nothing of the message went out: tried again next time.
+            let mut smtp = SmtpSession::connect(&account.smtp_config()?, &creds).await?;
+            self.conn.execute(
+                "INSERT INTO outbox_attempt (outbox_id, started_at, in_doubt) VALUES (?1, ?2, 0)",
+                params![id, clock.now_unix()],
+            )?;
+            tell(OutboxStep::Started, None)?;
+            match smtp.send(&env, raw.expose()).await {
+                Ok(()) => {
+                    tell(OutboxStep::Submitted, None)?;
+                    self.mark_sent(id)?;
+                    // Accepted: a failing QUIT changes nothing.
+                    let _ = smtp.quit().await;
+                    report.sent += 1;
+                    tell(OutboxStep::Accepted, None)?;
+                }
+                Err(e) if refused(&e) => {
+                    // The server answered no: it does not have the message.
+                    self.conn
+                        .execute("DELETE FROM outbox_attempt WHERE outbox_id = ?1", [id])?;
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    // No answer to the message: the server may have it.
+                    let words = CoreError::from(e).to_string();
+                    let tx = self.conn.unchecked_transaction()?;
+                    tx.execute(
+                        "UPDATE outbox_attempt SET in_doubt = 1 WHERE outbox_id = ?1",
+                        [id],
+                    )?;
+                    tx.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?1 WHERE id = ?2",
+                        params![words, id],
+                    )?;
+                    tx.commit()?;
+                    report.in_doubt.push(id);
+                    return tell(OutboxStep::InDoubt, Some(words));
+                }
+            }
         }
-        // A copy in Sent, unless one is there already (appended before a kill).
-        let mut imap = self.connect(account).await?;
+        // A copy in Sent, unless one is there already (appended before a kill, or put
+        // there by the server).
+        tell(OutboxStep::SavingToSent, None)?;
+        let mut imap = match imap {
+            Some(session) => session,
+            None => {
+                let mut session = self.connect(account).await?;
+                session.enable_qresync().await?;
+                session
+            }
+        };
         let sent = self.sent_folder(&mut imap, account).await?;
         let mut sync = SyncReport::default();
         self.sync_folder(&mut imap, account, &sent, &mut sync)
@@ -475,13 +716,53 @@ impl Mailbox<'_> {
         if present == 0 {
             imap.append(&sent, &[Flag::Seen], raw.expose()).await?;
             report.appended += 1;
-            fault(OutboxStep::Appended)?;
+            tell(OutboxStep::Appended, None)?;
         }
         let _ = imap.logout().await;
         self.conn
             .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
         report.cleared += 1;
+        tell(OutboxStep::Cleared, None)
+    }
+
+    /// Records that the server has the entry's message: `sent`, and the attempt over,
+    /// in one commit.
+    fn mark_sent(&self, id: i64) -> Result<(), CoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("UPDATE outbox SET state = 'sent' WHERE id = ?1", [id])?;
+        tx.execute("DELETE FROM outbox_attempt WHERE outbox_id = ?1", [id])?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Whether the server has the message: by its Message-ID (`UID SEARCH HEADER`) in
+    /// Sent (where some servers keep what they relay, and where a flush puts its copy),
+    /// and in INBOX when the account is among the recipients.
+    async fn on_server(
+        &self,
+        imap: &mut ImapSession,
+        account: &MailAccount,
+        envelope: &SealedEnvelope,
+    ) -> Result<bool, CoreError> {
+        let mut folders = vec![self.sent_folder(imap, account).await?];
+        if envelope
+            .recipients
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&account.address))
+        {
+            folders.push("INBOX".to_owned());
+        }
+        for folder in folders {
+            imap.select(&folder).await?;
+            if !imap
+                .search_message_id(&envelope.message_id)
+                .await?
+                .is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The account's Sent folder (see [`Mailbox::special_folder`]).
@@ -653,6 +934,23 @@ impl Mailbox<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_reply_of_the_server_proves_it_refused_the_message() {
+        use sealpost_mail::Error as E;
+        assert!(super::refused(&E::Smtp(
+            "permanent error (550): no such user".into()
+        )));
+        assert!(super::refused(&E::Smtp(
+            "transient error (451): try later".into()
+        )));
+        assert!(super::refused(&E::AuthFailed("535".into())));
+        assert!(!super::refused(&E::Smtp("network error: reset".into())));
+        assert!(!super::refused(&E::Timeout {
+            what: "sending the message".into()
+        }));
+        assert!(!super::refused(&E::Io(std::io::Error::other("eof"))));
+    }
+
     #[test]
     fn the_domain_of_an_address() {
         assert_eq!(super::domain("a@b.example"), "b.example");

@@ -7,7 +7,8 @@
 //!    then every folder is synced ([`Mailbox::sync_with_progress`]'s work), with
 //!    [`MailEvent::Progress`] per folder and batch and [`MailEvent::Changed`] for the
 //!    folders in which something arrived, left or changed flags;
-//! 3. flush the outbox, with a [`MailEvent::Outbox`] per entry;
+//! 3. flush the outbox, with a [`MailEvent::Outbox`] per entry and step as it happens
+//!    (connecting, sending, saving to Sent, sent; failed or in doubt);
 //! 4. IDLE on INBOX. New mail there: sync INBOX and report it, then IDLE again. The
 //!    `wake` signal (after a send or a flag change), or 25 minutes without a wake-up,
 //!    end the IDLE with a whole cycle (2–4). A server without IDLE is asked every
@@ -39,7 +40,8 @@ use sealpost_mail::ImapSession;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::{MailAccount, Mailbox, SyncProgress, SyncReport};
+pub use super::outbox::OutboxUpdate;
+use super::{MailAccount, Mailbox, OutboxStep, SyncProgress, SyncReport};
 use crate::vault::Unlocked;
 use crate::{Clock, CoreError};
 
@@ -70,18 +72,48 @@ pub enum Phase {
     Offline,
 }
 
-/// Where an outgoing message stands.
+/// Where an outgoing message stands, step by step: `queued` → `connecting` →
+/// `sending` → `savingToSent` → `sent`, or `failed` (tried again later) or `inDoubt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum OutboxStepEvent {
     /// Waiting in the outbox (not sent yet, or a failure to retry later).
     Queued,
-    /// Being sent now.
+    /// Connecting and logging in to the SMTP server.
+    Connecting,
+    /// Being sent now (the SMTP transaction has started).
     Sending,
+    /// Accepted by the server; the copy is being put in Sent.
+    SavingToSent,
     /// Accepted by the server and copied to Sent; gone from the outbox.
     Sent,
-    /// This attempt failed (`message` says why); it stays in the outbox.
+    /// This attempt failed (`message` says why) before the server could have taken
+    /// it, or while copying it to Sent after it was sent; it stays in the outbox and is
+    /// tried again by itself.
     Failed,
+    /// It may have been sent (the connection ended before the server's answer, or the
+    /// app stopped then) and is not on the server where it could be checked: it stays
+    /// in the outbox, not sent again until the user sends it again or discards it.
+    InDoubt,
+}
+
+impl OutboxStepEvent {
+    /// The event a UI gets for a step of a flush, if any (the steps in between are not
+    /// shown).
+    pub fn of(step: OutboxStep) -> Option<Self> {
+        match step {
+            OutboxStep::Connecting => Some(Self::Connecting),
+            OutboxStep::Started => Some(Self::Sending),
+            OutboxStep::SavingToSent => Some(Self::SavingToSent),
+            OutboxStep::Cleared => Some(Self::Sent),
+            OutboxStep::Failed => Some(Self::Failed),
+            OutboxStep::InDoubt => Some(Self::InDoubt),
+            OutboxStep::Recorded
+            | OutboxStep::Submitted
+            | OutboxStep::Accepted
+            | OutboxStep::Appended => None,
+        }
+    }
 }
 
 /// What the loop reports. Serialised for a UI as `{ "kind": "progress", … }`, fields in
@@ -229,6 +261,7 @@ fn gives_up(e: &CoreError) -> bool {
     matches!(
         e,
         CoreError::NoMailAccount(_)
+            | CoreError::OAuthSignInRequired(_)
             | CoreError::SchemaTooNew { .. }
             | CoreError::VaultDamaged { .. }
     )
@@ -318,9 +351,9 @@ fn report_sync(account: &MailAccount, report: SyncReport, events: &dyn Fn(MailEv
     }
 }
 
-/// Flushes the outbox, reporting each entry: `sending` before, then `sent`, `failed`
-/// or (left for later) `queued`. When copies went to Sent, that folder is synced on
-/// `imap` so the store lists them, and reported changed.
+/// Flushes the outbox, reporting each entry's steps as they happen
+/// ([`OutboxStepEvent::of`]). When copies went to Sent, that folder is synced on `imap`
+/// so the store lists them, and reported changed.
 async fn flush(
     mb: &Mailbox<'_>,
     imap: &mut ImapSession,
@@ -329,32 +362,22 @@ async fn flush(
     events: &dyn Fn(MailEvent),
     progress: &dyn Fn(SyncProgress),
 ) -> Result<(), CoreError> {
-    let entries = mb.outbox(account)?;
-    if entries.is_empty() {
+    if mb.outbox(account)?.is_empty() {
         return Ok(());
     }
-    let outbox = |message_id: &str, step, message| {
-        events(MailEvent::Outbox {
-            account_id: account.id.clone(),
-            message_id: message_id.to_owned(),
-            step,
-            message,
-        });
-    };
-    for e in &entries {
-        outbox(&e.message_id, OutboxStepEvent::Sending, None);
-    }
-    let report = mb.flush_outbox(account, clock).await?;
-    let left = mb.outbox(account)?;
-    for e in &entries {
-        if let Some((_, why)) = report.failed.iter().find(|(id, _)| *id == e.id) {
-            outbox(&e.message_id, OutboxStepEvent::Failed, Some(why.clone()));
-        } else if left.iter().any(|l| l.id == e.id) {
-            outbox(&e.message_id, OutboxStepEvent::Queued, None);
-        } else {
-            outbox(&e.message_id, OutboxStepEvent::Sent, None);
-        }
-    }
+    let report = mb
+        .flush_outbox_steps(account, clock, &mut |update| {
+            if let Some(step) = OutboxStepEvent::of(update.step) {
+                events(MailEvent::Outbox {
+                    account_id: account.id.clone(),
+                    message_id: update.message_id.clone(),
+                    step,
+                    message: update.error.clone(),
+                });
+            }
+            Ok(())
+        })
+        .await?;
     if report.appended > 0 {
         let sent = mb
             .folders(account)?
@@ -448,6 +471,25 @@ mod tests {
             (Some("outbox"), Some("sent"))
         );
         assert_eq!(v["messageId"], "m@x");
+        for (step, name) in [
+            (OutboxStep::Connecting, "connecting"),
+            (OutboxStep::Started, "sending"),
+            (OutboxStep::SavingToSent, "savingToSent"),
+            (OutboxStep::Cleared, "sent"),
+            (OutboxStep::Failed, "failed"),
+            (OutboxStep::InDoubt, "inDoubt"),
+        ] {
+            let event = OutboxStepEvent::of(step).unwrap();
+            assert_eq!(serde_json::to_value(event).unwrap(), name);
+        }
+        for step in [
+            OutboxStep::Recorded,
+            OutboxStep::Submitted,
+            OutboxStep::Accepted,
+            OutboxStep::Appended,
+        ] {
+            assert_eq!(OutboxStepEvent::of(step), None);
+        }
         let t = MailEvent::DirectoryTokens(vec!["secret-token".into()]);
         assert!(serde_json::to_value(&t).is_err());
         assert!(!format!("{t:?}").contains("secret-token"));

@@ -93,10 +93,71 @@ pub const MAIL_MIGRATIONS: &[&str] = &[
      ) STRICT;",
     // 4: messages newest first across folders, for search results of common words.
     "CREATE INDEX message_by_time ON message (date, id);",
+    // 5: how an account logs in: a password (every account before this version) or
+    // OAuth2, with the provider it signed in at (endpoints, client id, scopes: not
+    // secret); the tokens are the vault secret `mail/<id>/oauth`, never here.
+    "ALTER TABLE account ADD COLUMN auth TEXT NOT NULL DEFAULT 'password'
+         CHECK (auth IN ('password', 'oauth2'));
+     ALTER TABLE account ADD COLUMN oauth_provider TEXT NOT NULL DEFAULT '';",
+    // 6: an outbox entry whose SMTP transaction started (recorded before `MAIL FROM`,
+    // cleared with the server's 250 or a refusal): never resent by itself, first looked
+    // for on the server, else left "in doubt" for the user (see `outbox`); and the second
+    // copies of a Message-ID in one folder, kept out of the list by UID (see `sync`).
+    "CREATE TABLE outbox_attempt (
+         outbox_id   INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
+         started_at  INTEGER NOT NULL,
+         in_doubt    INTEGER NOT NULL CHECK (in_doubt IN (0, 1))
+     ) STRICT;
+     CREATE TABLE message_duplicate (
+         folder_id        INTEGER NOT NULL REFERENCES folder (id) ON DELETE CASCADE,
+         uid_validity     INTEGER NOT NULL,
+         uid              INTEGER NOT NULL,
+         message_id_hash  TEXT    NOT NULL,
+         PRIMARY KEY (folder_id, uid_validity, uid)
+     ) STRICT;",
 ];
 
 /// Opens (creating if needed) the mail store at `path` and brings its schema up to date,
 /// with the same settings and migration rules as the vault (`crate::store`).
 pub fn open(path: &Path) -> Result<Connection, CoreError> {
     crate::store::open_with_migrations(path, true, MAIL_MIGRATIONS)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_of_password_accounts_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.sqlite3");
+        // A store as the version before OAuth2 left it, with an account in it.
+        let old = crate::store::open_with_migrations(&path, true, &MAIL_MIGRATIONS[..4]).unwrap();
+        old.execute(
+            "INSERT INTO account (id, address, login, imap_host, imap_port, imap_security,
+                 smtp_host, smtp_port, smtp_security, extra_roots_pem, created_at)
+             VALUES ('a1', 'a@example.org', 'a', 'imap.example.org', 993, 'tls',
+                     'smtp.example.org', 465, 'tls', '', 1)",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        let conn = open(&path).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, i64::try_from(MAIL_MIGRATIONS.len()).unwrap());
+        let (auth, provider): (String, String) = conn
+            .query_row(
+                "SELECT auth, oauth_provider FROM account WHERE id = 'a1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((auth.as_str(), provider.as_str()), ("password", ""));
+        // Only the two kinds are accepted.
+        let bad = conn.execute("UPDATE account SET auth = 'kerberos' WHERE id = 'a1'", []);
+        assert!(bad.is_err());
+    }
 }

@@ -23,6 +23,12 @@ const OPEN_BATCH: usize = 256;
 /// Most UIDs in one `UID STORE` when pushing local flag changes.
 const STORE_BATCH: usize = 500;
 
+// Copies of a message that the store already lists in the same folder (the same
+// Message-ID, as a resent outbox entry can make), kept out of the list: the first copy
+// opened is listed, the others are remembered here by UID, so they are not fetched
+// again and come back when the listed copy leaves the server.
+// The table is `message_duplicate` (schema migration 6).
+
 /// Where a running sync stands: sent at the start of each folder (`done` 0) and after
 /// each batch of messages stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -48,6 +54,12 @@ pub struct SyncReport {
     pub removed: usize,
     /// Messages whose flags were refreshed.
     pub flags_changed: usize,
+    /// IMAP commands this sync sent, each a round trip (a folder that did not change
+    /// costs one `SELECT` with QRESYNC).
+    pub commands: u64,
+    /// Copies of a message already listed in the same folder (same Message-ID), kept
+    /// out of the list.
+    pub duplicates: usize,
     /// Folders whose UIDVALIDITY changed.
     pub resets: usize,
     /// Messages opened and indexed.
@@ -80,7 +92,10 @@ impl Mailbox<'_> {
 
     /// Logs in to the account's IMAP server.
     pub async fn connect(&self, account: &MailAccount) -> Result<ImapSession, CoreError> {
-        Ok(ImapSession::connect(&account.imap_config()?, &self.credentials(account)?).await?)
+        Ok(
+            ImapSession::connect(&account.imap_config()?, &self.credentials(account).await?)
+                .await?,
+        )
     }
 
     /// Syncs every selectable folder of the account, then opens and indexes what was
@@ -123,6 +138,9 @@ impl Mailbox<'_> {
     ) -> Result<SyncReport, CoreError> {
         // A key in use never lapses: renewed here when due (a no-op otherwise).
         keys::renew_own_key_if_due(self.u, clock)?;
+        let commands_before = imap.commands_sent();
+        // Before any SELECT (ENABLE is refused after one; a no-op once on).
+        imap.enable_qresync().await?;
         let mut report = SyncReport {
             flags_pushed: self.push_flag_changes(imap, account).await?,
             ..SyncReport::default()
@@ -143,6 +161,7 @@ impl Mailbox<'_> {
             self.sync_folder_with(imap, account, name, &mut report, progress)
                 .await?;
         }
+        report.commands = imap.commands_sent().saturating_sub(commands_before);
         self.open_pending(account, clock, &mut report)?;
         Ok(report)
     }
@@ -389,11 +408,34 @@ impl Mailbox<'_> {
                     "DELETE FROM message WHERE folder_id = ?1 AND uid_validity != ?2",
                     params![folder_id, now_validity],
                 )?;
+                tx.execute(
+                    "DELETE FROM message_duplicate WHERE folder_id = ?1 AND uid_validity != ?2",
+                    params![folder_id, now_validity],
+                )?;
+            } else if let Some(vanished) = &changes.vanished {
+                // QRESYNC: the server named what left.
+                for r in vanished {
+                    let (first, last) = (i64::from(*r.start()), i64::from(*r.end()));
+                    report.removed += tx
+                        .prepare_cached(
+                            "DELETE FROM message WHERE folder_id = ?1 AND uid_validity = ?2
+                             AND uid BETWEEN ?3 AND ?4",
+                        )?
+                        .execute(params![folder_id, now_validity, first, last])?;
+                    tx.prepare_cached(
+                        "DELETE FROM message_duplicate WHERE folder_id = ?1 AND uid_validity = ?2
+                         AND uid BETWEEN ?3 AND ?4",
+                    )?
+                    .execute(params![folder_id, now_validity, first, last])?;
+                }
             } else if let Some(prev) = previous {
                 let local: Vec<i64> = tx
                     .prepare(
                         "SELECT uid FROM message WHERE folder_id = ?1 AND uid_validity = ?2
-                         AND uid < ?3",
+                         AND uid < ?3
+                         UNION ALL
+                         SELECT uid FROM message_duplicate WHERE folder_id = ?1
+                         AND uid_validity = ?2 AND uid < ?3",
                     )?
                     .query_map(
                         params![folder_id, now_validity, i64::from(prev.uid_next)],
@@ -409,6 +451,11 @@ impl Mailbox<'_> {
                                  AND uid = ?3",
                             )?
                             .execute(params![folder_id, now_validity, uid])?;
+                        tx.prepare_cached(
+                            "DELETE FROM message_duplicate WHERE folder_id = ?1
+                             AND uid_validity = ?2 AND uid = ?3",
+                        )?
+                        .execute(params![folder_id, now_validity, uid])?;
                     }
                 }
             }
@@ -432,15 +479,25 @@ impl Mailbox<'_> {
             tx.commit()?;
         }
 
+        // Copies kept out of the list whose listed copy has left: listed again.
+        let revived = self
+            .revive_duplicates(imap, folder_id, now_validity)
+            .await?;
         let stored: BTreeSet<i64> = self
             .conn
-            .prepare("SELECT uid FROM message WHERE folder_id = ?1 AND uid_validity = ?2")?
+            .prepare(
+                "SELECT uid FROM message WHERE folder_id = ?1 AND uid_validity = ?2
+                 UNION SELECT uid FROM message_duplicate WHERE folder_id = ?1
+                 AND uid_validity = ?2",
+            )?
             .query_map(params![folder_id, now_validity], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
+        let mut seen = BTreeSet::new();
         let todo: Vec<&MessageInfo> = changes
             .new
             .iter()
-            .filter(|m| !stored.contains(&i64::from(m.uid)))
+            .chain(&revived)
+            .filter(|m| !stored.contains(&i64::from(m.uid)) && seen.insert(m.uid))
             .collect();
         let total = todo.len();
         let mut done = 0;
@@ -485,6 +542,42 @@ impl Mailbox<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    /// The copies kept out of `folder_id`'s list (the `message_duplicate` table) whose listed copy
+    /// is gone: forgotten as copies, with their current flags, to be fetched again.
+    async fn revive_duplicates(
+        &self,
+        imap: &mut ImapSession,
+        folder_id: i64,
+        validity: i64,
+    ) -> Result<Vec<MessageInfo>, CoreError> {
+        let orphans: Vec<i64> = self
+            .conn
+            .prepare(
+                "SELECT d.uid FROM message_duplicate d
+                 WHERE d.folder_id = ?1 AND d.uid_validity = ?2
+                 AND NOT EXISTS (SELECT 1 FROM message m WHERE m.folder_id = d.folder_id
+                                 AND m.message_id_hash = d.message_id_hash)
+                 ORDER BY d.uid",
+            )?
+            .query_map(params![folder_id, validity], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if orphans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uids: Vec<u32> = orphans
+            .iter()
+            .filter_map(|u| u32::try_from(*u).ok())
+            .collect();
+        let infos = imap.fetch_flags(&uids).await?;
+        self.conn.execute(
+            "DELETE FROM message_duplicate WHERE folder_id = ?1 AND uid_validity = ?2
+             AND NOT EXISTS (SELECT 1 FROM message m WHERE m.folder_id = message_duplicate.folder_id
+                             AND m.message_id_hash = message_duplicate.message_id_hash)",
+            params![folder_id, validity],
+        )?;
+        Ok(infos)
     }
 
     /// Stores one fetched message raw and sealed, state `pending` (opened later by
@@ -590,7 +683,11 @@ impl Mailbox<'_> {
                         if let Some(token) = crate::sync::directory_token(raw.expose()) {
                             report.directory_tokens.push(token);
                         }
-                        self.open_one(id, raw.expose(), account, &mut ring, clock)?
+                        let state = self.open_one(id, raw.expose(), account, &mut ring, clock)?;
+                        if state == MessageState::Ready && self.set_aside_if_duplicate(id)? {
+                            report.duplicates += 1;
+                        }
+                        state
                     }
                     Err(_) => {
                         self.conn.execute(
@@ -608,6 +705,37 @@ impl Mailbox<'_> {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// When the folder of the just-opened message `id` already lists another opened
+    /// message with its Message-ID, takes `id` out of the list and remembers its UID as
+    /// a copy (the `message_duplicate` table); returns whether it did. Runs inside the caller's
+    /// transaction.
+    fn set_aside_if_duplicate(&self, id: i64) -> Result<bool, CoreError> {
+        let copy: Option<(i64, i64, i64, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT m.folder_id, m.uid_validity, m.uid, m.message_id_hash FROM message m
+                 WHERE m.id = ?1 AND m.message_id_hash != ''
+                 AND EXISTS (SELECT 1 FROM message o WHERE o.folder_id = m.folder_id
+                             AND o.message_id_hash = m.message_id_hash AND o.id != m.id
+                             AND o.state = 'ready')",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        let Some((folder_id, validity, uid, hash)) = copy else {
+            return Ok(false);
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO message_duplicate (folder_id, uid_validity, uid, message_id_hash)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![folder_id, validity, uid, hash])?;
+        self.conn
+            .prepare_cached("DELETE FROM message WHERE id = ?1")?
+            .execute([id])?;
+        Ok(true)
     }
 
     fn open_one(

@@ -21,6 +21,7 @@
 //! crosses, with one deliberate exception: [`Created::recovery_code`], which the user
 //! must see once.
 
+pub mod oauth;
 mod view;
 mod worker;
 
@@ -40,6 +41,7 @@ use zeroize::Zeroizing;
 
 use crate::mailbox::{
     Compose, ComposeAttachment, FolderInfo, MailAccount, Mailbox, MessageSummary, NewAccount,
+    OutboxEntry,
 };
 use crate::vault::{self, Locked, Unlocked};
 use crate::{CoreError, SystemClock, keys, sync};
@@ -139,7 +141,46 @@ pub struct PickedFile {
     pub size: u64,
 }
 
-/// A compose as the UI sends it: attachments are tokens from [`Session::pick_files`].
+/// What a compose's attachment token stands for.
+enum Picked {
+    /// A file the user picked; read when the compose is saved or sent.
+    File(PathBuf),
+    /// An attachment of a reopened draft, kept as it was saved.
+    Kept(ComposeAttachment),
+}
+
+/// A saved draft in a list: enough to recognise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DraftSummary {
+    /// Its id.
+    pub id: i64,
+    /// Its `To` addresses.
+    pub to: Vec<String>,
+    /// Its subject.
+    pub subject: String,
+    /// The start of its text.
+    pub snippet: String,
+    /// When it was last saved (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// A draft reopened for editing: its attachments are tokens, like picked files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DraftView {
+    /// Its id (pass it back as `draft_id` so saves update this draft).
+    pub id: i64,
+    /// The sending account.
+    pub account_id: String,
+    /// What it says, without attachments.
+    pub compose: Compose,
+    /// Its attachments.
+    pub attachments: Vec<PickedFile>,
+}
+
+/// A compose as the UI sends it: attachments are tokens from [`Session::pick_files`] or
+/// [`Session::open_draft`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ComposeRequest {
     /// The sending account.
@@ -206,8 +247,8 @@ struct Open {
     password: Password,
     /// The code of an account made in this session, until the user confirms it is saved.
     recovery_code: Option<RecoveryCode>,
-    /// Files picked for composes, by token.
-    picked: HashMap<String, PathBuf>,
+    /// Files picked for composes, and the attachments of reopened drafts, by token.
+    picked: HashMap<String, Picked>,
     /// The mail workers, by account id.
     workers: HashMap<String, worker::Worker>,
 }
@@ -763,7 +804,7 @@ impl Session {
                     }
                     let token = crate::mailbox::random_id()?;
                     let name = file_name(&path);
-                    o.picked.insert(token.clone(), path);
+                    o.picked.insert(token.clone(), Picked::File(path));
                     picked.push(PickedFile {
                         token,
                         name,
@@ -784,6 +825,114 @@ impl Session {
             let mb = Mailbox::open(&u, &ctx.clock)?;
             let account = mb.account(&request.account_id)?;
             mb.save_draft(&account, request.draft_id, &compose, &ctx.clock)
+        })
+        .await
+    }
+
+    /// The account's drafts, most recently saved first.
+    pub async fn drafts(&self, account_id: String) -> Result<Vec<DraftSummary>, CoreError> {
+        self.blocking(move |ctx| {
+            let u = ctx.unlocked()?;
+            let mb = Mailbox::open(&u, &ctx.clock)?;
+            let account = mb.account(&account_id)?;
+            Ok(mb
+                .drafts(&account)?
+                .into_iter()
+                .map(|d| DraftSummary {
+                    id: d.id,
+                    to: d.compose.to.clone(),
+                    subject: d.compose.subject.clone(),
+                    snippet: d.compose.text.chars().take(120).collect(),
+                    updated_at: d.updated_at,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Reopens a draft: its text, and its attachments as tokens that later saves and the
+    /// send take like picked files.
+    pub async fn open_draft(&self, account_id: String, id: i64) -> Result<DraftView, CoreError> {
+        self.blocking(move |ctx| {
+            let u = ctx.unlocked()?;
+            let mb = Mailbox::open(&u, &ctx.clock)?;
+            let account = mb.account(&account_id)?;
+            let mut draft = mb
+                .drafts(&account)?
+                .into_iter()
+                .find(|d| d.id == id)
+                .ok_or_else(|| CoreError::NotInMailStore(format!("draft {id}")))?;
+            let kept = std::mem::take(&mut draft.compose.attachments);
+            let attachments = ctx.with_open(|o| {
+                kept.into_iter()
+                    .map(|a| {
+                        let token = crate::mailbox::random_id()?;
+                        let file = PickedFile {
+                            token: token.clone(),
+                            name: a.name.clone(),
+                            size: a.data.len() as u64,
+                        };
+                        o.picked.insert(token, Picked::Kept(a));
+                        Ok(file)
+                    })
+                    .collect::<Result<Vec<_>, CoreError>>()
+            })?;
+            Ok(DraftView {
+                id: draft.id,
+                account_id: account.id,
+                compose: draft.compose,
+                attachments,
+            })
+        })
+        .await
+    }
+
+    /// Deletes a draft; `false` if there was none with that id.
+    pub async fn delete_draft(&self, id: i64) -> Result<bool, CoreError> {
+        self.blocking(move |ctx| {
+            let u = ctx.unlocked()?;
+            Mailbox::open(&u, &ctx.clock)?.delete_draft(id)
+        })
+        .await
+    }
+
+    /// The account's outbox: what waits to be sent, is being sent, or may have been
+    /// sent and waits for the user's word (`inDoubt`).
+    pub async fn outbox(&self, account_id: String) -> Result<Vec<OutboxEntry>, CoreError> {
+        self.blocking(move |ctx| {
+            let u = ctx.unlocked()?;
+            let mb = Mailbox::open(&u, &ctx.clock)?;
+            let account = mb.account(&account_id)?;
+            mb.outbox(&account)
+        })
+        .await
+    }
+
+    /// The user's answer to an entry in doubt: send it again (the account's worker is
+    /// woken to do it now).
+    pub async fn resend_outbox_entry(&self, account_id: String, id: i64) -> Result<(), CoreError> {
+        self.blocking(move |ctx| {
+            let u = ctx.unlocked()?;
+            let mb = Mailbox::open(&u, &ctx.clock)?;
+            let account = mb.account(&account_id)?;
+            mb.resend_outbox_entry(&account, id)?;
+            ctx.with_open(|o| {
+                if let Some(w) = o.workers.get(&account.id) {
+                    w.wake();
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The user's answer to an entry in doubt (or one not yet sent): do not send it.
+    pub async fn discard_outbox_entry(&self, account_id: String, id: i64) -> Result<(), CoreError> {
+        self.blocking(move |ctx| {
+            let u = ctx.unlocked()?;
+            let mb = Mailbox::open(&u, &ctx.clock)?;
+            let account = mb.account(&account_id)?;
+            mb.discard_outbox_entry(&account, id)
         })
         .await
     }
@@ -1078,27 +1227,33 @@ impl Ctx {
         mut compose: Compose,
         tokens: &[String],
     ) -> Result<Compose, CoreError> {
-        let paths: Vec<PathBuf> = self.with_open(|o| {
+        // Files are read outside the borrow of the open state.
+        let picked: Vec<Result<PathBuf, ComposeAttachment>> = self.with_open(|o| {
             tokens
                 .iter()
-                .map(|t| {
-                    o.picked.get(t).cloned().ok_or_else(|| {
-                        CoreError::Internal("that attachment is gone; pick it again".into())
-                    })
+                .map(|t| match o.picked.get(t) {
+                    Some(Picked::File(path)) => Ok(Ok(path.clone())),
+                    Some(Picked::Kept(a)) => Ok(Err(a.clone())),
+                    None => Err(CoreError::Internal(
+                        "that attachment is gone; pick it again".into(),
+                    )),
                 })
                 .collect()
         })?;
-        for path in paths {
-            let data = std::fs::read(&path).map_err(|e| CoreError::Io {
-                what: "reading the key file",
-                path: path.clone(),
-                source: e,
-            })?;
-            compose.attachments.push(ComposeAttachment {
-                name: file_name(&path),
-                content_type: content_type(&path).to_owned(),
-                data,
-            });
+        for item in picked {
+            let attachment = match item {
+                Ok(path) => ComposeAttachment {
+                    data: std::fs::read(&path).map_err(|e| CoreError::Io {
+                        what: "reading an attachment",
+                        path: path.clone(),
+                        source: e,
+                    })?,
+                    name: file_name(&path),
+                    content_type: content_type(&path).to_owned(),
+                },
+                Err(kept) => kept,
+            };
+            compose.attachments.push(attachment);
         }
         Ok(compose)
     }

@@ -1,6 +1,8 @@
 //! One mail account's background work on the session thread: the account's loop from
 //! [`crate::mailbox::scheduler`] (sync, outbox, IDLE, back-off), its events passed on to
-//! the UI, and the key directory's proof tokens spent as blocking jobs.
+//! the UI as [`SessionEvent::Mail`] as they happen (progress, changed folders, and each
+//! outbox entry's steps: connecting, sending, saving to Sent, sent, failed with the
+//! reason, in doubt), and the key directory's proof tokens spent as blocking jobs.
 
 use std::rc::Rc;
 
