@@ -303,6 +303,21 @@ async fn round_trip(stack: &Stack) {
     assert_eq!(key2.fingerprint, key.fingerprint);
     let devices = alice.session.devices().await.unwrap();
     assert_eq!(devices.len(), 2, "{devices:?}");
+    // Her mail account came along (its settings and its password), and its worker syncs
+    // there: the copy of the mail to Bob is in Sent on the phone too.
+    let on_phone = phone.session.mail_accounts().await.unwrap();
+    assert_eq!(on_phone.len(), 1, "{on_phone:?}");
+    assert_eq!(on_phone[0].id, alice_acc);
+    assert_eq!(on_phone[0].address, alice_mail.address);
+    eventually(60, "the phone to sync Alice's Sent folder", || async {
+        let (total, _) = phone
+            .session
+            .messages(alice_acc.clone(), "Sent".into(), 0, 10)
+            .await
+            .ok()?;
+        (total > 0).then_some(())
+    })
+    .await;
 
     // A draft with an attachment, reopened later: its text and its attachment come back,
     // and saving it again updates it rather than making a second one.
@@ -399,6 +414,19 @@ async fn round_trip(stack: &Stack) {
         .remove_mail_account(alice_acc.clone())
         .await
         .unwrap();
+    // The removal reaches the phone with the settings (at its next unlock here).
+    eventually(60, "the removal to reach the phone", || async {
+        phone.session.lock().await.unwrap();
+        phone.session.unlock(pw(PW_A)).await.unwrap();
+        phone
+            .session
+            .mail_accounts()
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
     bob.session
         .remove_mail_account(bob_acc.clone())
         .await

@@ -104,11 +104,13 @@
 //! - `index`: word normalisation and keyed hashing for search.
 //! - `sync`: fetching, opening and indexing messages; flags and moves.
 //! - [`scheduler`]: the background loop of one account, and the events it reports.
+//! - `roster`: the list of accounts travels to the user's other devices.
 //! - `outbox`: composing, the outbox, drafts.
 
 mod index;
 pub mod oauth;
 mod outbox;
+mod roster;
 pub mod scheduler;
 pub mod schema;
 mod sync;
@@ -128,6 +130,7 @@ use crate::{Clock, CoreError};
 pub use outbox::{
     Compose, ComposeAttachment, Draft, FlushReport, OutboxEntry, OutboxStep, OutboxUpdate,
 };
+pub use roster::{Adopted, account_secret};
 pub use sync::{SyncProgress, SyncReport};
 
 /// The mail store's file name inside a profile directory.
@@ -448,6 +451,7 @@ impl<'u> Mailbox<'u> {
                 clock.now_unix()
             ],
         )?;
+        self.publish_account(&id)?;
         self.account(&id)
     }
 
@@ -471,6 +475,8 @@ impl<'u> Mailbox<'u> {
         }
         self.conn
             .execute("DELETE FROM account WHERE id = ?1", [&account.id])?;
+        // Removed on every device: the tombstone travels with the settings.
+        self.bury_account(&account.id)?;
         self.u.delete_secret(&password_secret(&account.id))?;
         self.u.delete_secret(&oauth::oauth_secret(&account.id))?;
         Ok(())

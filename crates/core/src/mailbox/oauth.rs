@@ -363,6 +363,7 @@ impl Mailbox<'_> {
             let _ = self.u.delete_secret(&oauth_secret(&id));
             return Err(e.into());
         }
+        self.publish_account(&id)?;
         self.account(&id)
     }
 
@@ -389,7 +390,7 @@ impl Mailbox<'_> {
             "UPDATE account SET oauth_provider = ?2 WHERE id = ?1",
             params![account.id, provider],
         )?;
-        Ok(())
+        self.publish_account(&account.id)
     }
 
     /// How `account` logs in.

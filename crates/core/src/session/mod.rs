@@ -597,6 +597,8 @@ impl Session {
             match mb.remove_account(&account.id) {
                 Ok(()) => {
                     drop(worker);
+                    // The removal reaches the other devices.
+                    ctx.sync_settings_later();
                     Ok(())
                 }
                 Err(e) => {
@@ -1118,12 +1120,39 @@ impl Ctx {
             picked: HashMap::new(),
             workers: HashMap::new(),
         }));
-        let accounts = Mailbox::open(&u, &self.clock).and_then(|mb| mb.accounts());
+        // Accounts set up (or removed) on another device, whose settings came along.
+        let accounts = Mailbox::open(&u, &self.clock).and_then(|mb| {
+            mb.adopt_synced_accounts()?;
+            mb.accounts()
+        });
         if let Ok(accounts) = accounts {
             for account in accounts {
                 self.start_worker(&u, account);
             }
         }
+    }
+
+    /// After the settings were synced: adopts the accounts another device added or
+    /// removed, starting or stopping their workers.
+    fn adopt_accounts(&self, u: &Rc<Unlocked>) -> Result<(), CoreError> {
+        let mb = Mailbox::open(u, &self.clock)?;
+        let adopted = mb.adopt_synced_accounts()?;
+        let added = adopted
+            .added
+            .iter()
+            .map(|id| mb.account(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(mb);
+        self.with_open(|o| {
+            for id in &adopted.removed {
+                o.workers.remove(id);
+            }
+            Ok(())
+        })?;
+        for account in added {
+            self.start_worker(u, account);
+        }
+        Ok(())
     }
 
     fn unlocked(&self) -> Result<Rc<Unlocked>, CoreError> {
@@ -1196,6 +1225,7 @@ impl Ctx {
                 && sync::account(&u).ok().flatten().is_some()
             {
                 let _ = sync::sync_settings(&u, &password, &ctx.clock);
+                let _ = ctx.adopt_accounts(&u);
             }
         })));
     }
