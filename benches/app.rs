@@ -4,9 +4,9 @@
 //! - **start to unlocked inbox**: from launching the app to the first message row shown
 //!   after the password was entered, minus the key derivation (Argon2id, measured on its
 //!   own here and subtracted), with 10,000 messages in the inbox;
-//! - **memory** of the running app with those 10,000 messages: the resident set of the
-//!   app process and its WebKit processes, after the inbox is shown and after a scroll
-//!   through it;
+//! - **memory** of the running app with those 10,000 messages: the proportional set
+//!   (PSS) and resident set (RSS) of the app process and its WebKit processes, after the
+//!   inbox is shown and after a scroll through it;
 //! - **a scroll through 100,000 messages**: the list is scrolled from top to bottom in
 //!   steps of ten screens, each step waiting until the rows at the new place are drawn
 //!   with their data (fetched page by page from the store); the time of the whole scroll
@@ -85,49 +85,91 @@ fn profile(dir: &Path, n: usize) {
     }
 }
 
-/// Resident memory (KiB) of the app process whose profile is `dir`, and its children.
-fn app_rss_kib(dir: &Path) -> (u64, usize) {
-    let mut parents = Vec::new();
-    let mut app = None;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
-        parents.push((pid, ppid));
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let needle = format!("SEALPOST_PROFILE={}", dir.display());
-        let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if cmd.contains("sealpost-desktop")
-            && environ
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-        {
-            app = Some(pid);
+/// Memory of the app process whose profile is `dir` and of its children (the WebKit
+/// processes), per process: resident set (RSS, which counts a shared library once in
+/// every process that maps it) and proportional set (PSS, which splits shared pages
+/// between the processes sharing them, so the sum is what the app really costs).
+struct Memory {
+    /// `(name, rss KiB, pss KiB)` per process.
+    procs: Vec<(String, u64, u64)>,
+}
+
+impl Memory {
+    fn of_app(dir: &Path) -> Memory {
+        let mut parents = Vec::new();
+        let mut app = None;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+            parents.push((pid, ppid));
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let needle = format!("SEALPOST_PROFILE={}", dir.display());
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmd.contains("sealpost-desktop")
+                && environ
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_bytes())
+            {
+                app = Some(pid);
+            }
         }
+        let app = app.expect("the app process");
+        let mut family = vec![app];
+        let mut i = 0;
+        while i < family.len() {
+            let p = family[i];
+            family.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+            i += 1;
+        }
+        let field = |text: &str, name: &str| -> u64 {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or(0)
+        };
+        let procs = family
+            .iter()
+            .filter_map(|p| {
+                let rollup = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok()?;
+                let name = std::fs::read_to_string(format!("/proc/{p}/comm")).ok()?;
+                Some((
+                    name.trim().to_owned(),
+                    field(&rollup, "Rss:"),
+                    field(&rollup, "Pss:"),
+                ))
+            })
+            .collect();
+        Memory { procs }
     }
-    let app = app.expect("the app process");
-    let mut family = vec![app];
-    let mut i = 0;
-    while i < family.len() {
-        let p = family[i];
-        family.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
-        i += 1;
+
+    fn rss_mib(&self) -> f64 {
+        self.procs.iter().map(|p| p.1).sum::<u64>() as f64 / 1024.0
     }
-    let rss = family
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-        .filter_map(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .sum();
-    (rss, family.len())
+
+    fn pss_mib(&self) -> f64 {
+        self.procs.iter().map(|p| p.2).sum::<u64>() as f64 / 1024.0
+    }
+
+    /// `name pss/rss MiB` per process.
+    fn breakdown(&self) -> String {
+        self.procs
+            .iter()
+            .map(|(n, rss, pss)| {
+                format!(
+                    "{n} {:.0}/{:.0}",
+                    *pss as f64 / 1024.0,
+                    *rss as f64 / 1024.0
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn start(display: &Display, dir: &Path, shots: &Path) -> App {
@@ -224,8 +266,8 @@ fn main() {
 
     let display = Display::start();
     let mut starts = Vec::new();
-    let mut rss = (0, 0);
-    let mut rss_scrolled = (0, 0);
+    let mut memory = None;
+    let mut memory_scrolled = None;
     for round in 0..3 {
         let t = Instant::now();
         let app = start(&display, &small, &shots);
@@ -238,10 +280,10 @@ fn main() {
         if round == 0 {
             app.screenshot("inbox-10k");
             std::thread::sleep(Duration::from_secs(2));
-            rss = app_rss_kib(&small);
+            memory = Some(Memory::of_app(&small));
             scroll_through(&app);
             std::thread::sleep(Duration::from_secs(2));
-            rss_scrolled = app_rss_kib(&small);
+            memory_scrolled = Some(Memory::of_app(&small));
         }
         drop(app);
         std::thread::sleep(Duration::from_secs(1));
@@ -257,12 +299,18 @@ fn main() {
         inbox.as_secs_f64() * 1000.0,
         (screen + inbox).as_secs_f64() * 1000.0 - kdf_ms
     );
+    let (memory, scrolled) = (memory.unwrap(), memory_scrolled.unwrap());
     println!(
-        "memory with 10,000 messages: {:.0} MiB resident in {} processes (app + WebKit); \
-         after a scroll through all of them: {:.0} MiB",
-        rss.0 as f64 / 1024.0,
-        rss.1,
-        rss_scrolled.0 as f64 / 1024.0
+        "memory with 10,000 messages, app + WebKit ({} processes): PSS {:.0} MiB \
+         (RSS summed {:.0} MiB, which counts shared libraries once per process); after a \
+         scroll through all of them: PSS {:.0} MiB, RSS {:.0} MiB\n  per process, PSS/RSS \
+         MiB: {}",
+        memory.procs.len(),
+        memory.pss_mib(),
+        memory.rss_mib(),
+        scrolled.pss_mib(),
+        scrolled.rss_mib(),
+        memory.breakdown()
     );
 
     let app = start(&display, &big, &shots);
@@ -277,9 +325,11 @@ fn main() {
          rows in the DOM at the end: {rows}",
         total / 1000.0
     );
-    let (rss_big, n) = app_rss_kib(&big);
+    let big_memory = Memory::of_app(&big);
     println!(
-        "memory after scrolling through 100,000 messages: {:.0} MiB in {n} processes",
-        rss_big as f64 / 1024.0
+        "memory after scrolling through 100,000 messages: PSS {:.0} MiB, RSS {:.0} MiB ({})",
+        big_memory.pss_mib(),
+        big_memory.rss_mib(),
+        big_memory.breakdown()
     );
 }

@@ -94,6 +94,8 @@ pub fn builder<R: Runtime>(
             commands::account::revoke_device,
             commands::mail::discover_account,
             commands::mail::add_mail_account,
+            commands::mail::add_oauth_account,
+            commands::mail::sign_in_mail_account_again,
             commands::mail::mail_accounts,
             commands::mail::remove_mail_account,
             commands::mail::sync_now,
@@ -108,6 +110,12 @@ pub fn builder<R: Runtime>(
             commands::compose::recipient_keys,
             commands::compose::pick_attachments,
             commands::compose::save_draft,
+            commands::compose::drafts,
+            commands::compose::open_draft,
+            commands::compose::delete_draft,
+            commands::compose::outbox,
+            commands::compose::resend_outbox_entry,
+            commands::compose::discard_outbox_entry,
             commands::compose::send,
             commands::keys::my_key,
             commands::keys::export_public_key,
@@ -369,6 +377,87 @@ mod tests {
             );
         }
         assert!(named >= 30, "only {named} commands found in backend.ts");
+    }
+
+    /// The names in one `new Set([...])` of ui/isolation/index.js.
+    fn isolation_set(name: &str) -> Vec<&'static str> {
+        let js = include_str!("../ui/isolation/index.js");
+        let list = js
+            .split(&format!("const {name} = new Set(["))
+            .nth(1)
+            .unwrap()
+            .split("])")
+            .next()
+            .unwrap();
+        list.split('"').skip(1).step_by(2).collect()
+    }
+
+    #[test]
+    fn the_isolation_app_passes_exactly_the_apps_commands_and_events() {
+        let mut passed = isolation_set("APP_COMMANDS");
+        let mut declared = build_commands();
+        passed.sort_unstable();
+        declared.sort_unstable();
+        assert_eq!(
+            passed, declared,
+            "ui/isolation/index.js and src-tauri/build.rs differ"
+        );
+
+        let backend = include_str!("../ui/src/backend.ts");
+        let mut listened: Vec<&str> = backend
+            .match_indices("listen<")
+            .chain(backend.match_indices("listen(\""))
+            .map(|(i, _)| {
+                let rest = &backend[i..];
+                let start = rest.find('"').unwrap() + 1;
+                &rest[start..start + rest[start..].find('"').unwrap()]
+            })
+            .collect();
+        let mut events = isolation_set("APP_EVENTS");
+        listened.sort_unstable();
+        events.sort_unstable();
+        assert_eq!(
+            listened, events,
+            "the UI listens to events the isolation app refuses"
+        );
+    }
+
+    #[test]
+    fn the_window_runs_under_a_strict_policy_and_the_isolation_pattern() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../tauri.conf.json")).unwrap();
+        let security = &conf["app"]["security"];
+        assert_eq!(security["freezePrototype"], true);
+        assert_eq!(security["pattern"]["use"], "isolation");
+        let csp = security["csp"].as_str().unwrap();
+        let directive = |name: &str| {
+            csp.split(';')
+                .map(str::trim)
+                .find_map(|d| d.strip_prefix(name).map(str::trim))
+                .unwrap_or_else(|| panic!("no {name} in {csp}"))
+                .to_owned()
+        };
+        assert!(
+            !csp.contains("unsafe-eval") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(directive("script-src "), "'self'");
+        assert_eq!(directive("connect-src "), "ipc: http://ipc.localhost");
+        assert_eq!(directive("object-src "), "'none'");
+        // Frames fall back to default-src, to which Tauri adds the isolation frame's
+        // origin (made anew at each build); mail frames come from the app's own scheme.
+        assert!(
+            !csp.contains("frame-src") && !csp.contains("child-src"),
+            "{csp}"
+        );
+        assert_eq!(
+            directive("default-src "),
+            format!("'self' {0}: http://{0}.localhost", frame::SCHEME)
+        );
+        assert!(
+            !csp.contains("https:"),
+            "no remote origin in the app's policy: {csp}"
+        );
     }
 
     fn build_commands() -> Vec<&'static str> {

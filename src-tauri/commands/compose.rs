@@ -1,7 +1,9 @@
 //! Compose: recipients' keys, attachments, drafts and sending.
 
-use sealpost_core::mailbox::Compose;
-use sealpost_core::session::{ComposeRequest, PickedFile, RecipientKey, Session};
+use sealpost_core::mailbox::{Compose, OutboxEntry};
+use sealpost_core::session::{
+    ComposeRequest, DraftSummary, DraftView, PickedFile, RecipientKey, Session,
+};
 use serde::Deserialize;
 use tauri::Runtime;
 use tauri_plugin_dialog::DialogExt;
@@ -91,6 +93,60 @@ pub async fn save_draft(
     compose: ComposeDto,
 ) -> Result<i64, AppError> {
     Ok(session.save_draft(compose.into_request()).await?)
+}
+
+/// The account's saved drafts, newest first.
+#[tauri::command]
+pub async fn drafts(
+    session: tauri::State<'_, Session>,
+    account_id: String,
+) -> Result<Vec<DraftSummary>, AppError> {
+    Ok(session.drafts(account_id).await?)
+}
+
+/// Reopens a draft for editing; its attachments come back as tokens.
+#[tauri::command]
+pub async fn open_draft(
+    session: tauri::State<'_, Session>,
+    account_id: String,
+    id: i64,
+) -> Result<DraftView, AppError> {
+    Ok(session.open_draft(account_id, id).await?)
+}
+
+/// Deletes a draft.
+#[tauri::command]
+pub async fn delete_draft(session: tauri::State<'_, Session>, id: i64) -> Result<bool, AppError> {
+    Ok(session.delete_draft(id).await?)
+}
+
+/// The account's outbox (what waits, is being sent, or may have been sent).
+#[tauri::command]
+pub async fn outbox(
+    session: tauri::State<'_, Session>,
+    account_id: String,
+) -> Result<Vec<OutboxEntry>, AppError> {
+    Ok(session.outbox(account_id).await?)
+}
+
+/// Sends an entry that may have been sent again, because the user said so.
+#[tauri::command]
+pub async fn resend_outbox_entry(
+    session: tauri::State<'_, Session>,
+    account_id: String,
+    id: i64,
+) -> Result<(), AppError> {
+    Ok(session.resend_outbox_entry(account_id, id).await?)
+}
+
+/// Drops an entry from the outbox without sending it, because the user said so.
+#[tauri::command]
+pub async fn discard_outbox_entry(
+    session: tauri::State<'_, Session>,
+    account_id: String,
+    id: i64,
+) -> Result<(), AppError> {
+    Ok(session.discard_outbox_entry(account_id, id).await?)
 }
 
 /// Queues the message in the outbox; the account's worker sends it (`outbox` events).

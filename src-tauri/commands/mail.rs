@@ -1,6 +1,9 @@
 //! Mail accounts, folders, the message list and the reader.
 
 use sealpost_core::mailbox::{FolderInfo, MailAccount, MessageSummary};
+use sealpost_core::CoreError;
+use sealpost_core::mailbox::oauth::{AccountAuth, OAuthChoice};
+use sealpost_core::session::oauth::{OAuthSignIn, OpenUrl};
 use sealpost_core::session::{MessageView, Session};
 use sealpost_mail::autoconfig::{AccountSettings, AuthMethod, Source};
 use sealpost_mail::{Flag, Secret, Security, Server};
@@ -105,6 +108,9 @@ pub struct MailAccountDto {
     pub imap: ServerDto,
     /// Outgoing.
     pub smtp: ServerDto,
+    /// Where it signs in with OAuth2 (`Gmail`, `Microsoft 365`, an issuer); `None` for
+    /// an account with a password.
+    pub signed_in_at: Option<String>,
 }
 
 impl From<MailAccount> for MailAccountDto {
@@ -115,6 +121,7 @@ impl From<MailAccount> for MailAccountDto {
             id: a.id,
             address: a.address,
             login: a.login,
+            signed_in_at: None,
         }
     }
 }
@@ -160,17 +167,89 @@ pub async fn add_mail_account(
         .into())
 }
 
+/// Opens the system browser at a provider's sign-in page (an OAuth2 sign-in asked for
+/// by the user; the page is never loaded in an app window).
+fn browser_opener<R: Runtime>(app: tauri::AppHandle<R>) -> OpenUrl {
+    Box::new(move |url: &str| {
+        app.opener()
+            .open_url(url, None::<&str>)
+            .map_err(|e| CoreError::Internal(format!("the browser could not be started: {e}")))
+    })
+}
+
+/// `google` or `microsoft`, the providers the UI offers.
+fn oauth_choice(provider: &str) -> Result<OAuthChoice, AppError> {
+    match provider {
+        "google" => Ok(OAuthChoice::Google),
+        "microsoft" => Ok(OAuthChoice::Microsoft),
+        other => Err(AppError::bad_request(format!(
+            "unknown sign-in provider {other:?} (google or microsoft)"
+        ))),
+    }
+}
+
+/// Adds a mail account that signs in at Google or Microsoft (OAuth2): the provider's
+/// page opens in the system browser, the app waits for its answer on a loopback
+/// address, checks IMAP and SMTP with the token, then stores the account (the tokens
+/// in the vault only). Its first sync starts at once.
+#[tauri::command]
+pub async fn add_oauth_account<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    session: tauri::State<'_, Session>,
+    provider: String,
+    address: String,
+) -> Result<MailAccountDto, AppError> {
+    let choice = oauth_choice(&provider)?;
+    let address = address.trim().to_owned();
+    if !address.contains('@') {
+        return Err(AppError::bad_request(format!(
+            "{address:?} is not an e-mail address"
+        )));
+    }
+    let account = session
+        .add_oauth_mail_account(OAuthSignIn::new(choice, address), browser_opener(app))
+        .await?;
+    let auth = session.mail_account_auth(account.id.clone()).await?;
+    let mut dto = MailAccountDto::from(account);
+    if let AccountAuth::OAuth2(provider) = auth {
+        dto.signed_in_at = Some(provider.name);
+    }
+    Ok(dto)
+}
+
+/// Signs an OAuth2 account in again after the provider ended its sign-in (the worker
+/// stopped with `oauth_sign_in_required`).
+#[tauri::command]
+pub async fn sign_in_mail_account_again<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    session: tauri::State<'_, Session>,
+    account_id: String,
+) -> Result<(), AppError> {
+    Ok(session
+        .sign_in_mail_account_again(
+            account_id,
+            None,
+            browser_opener(app),
+            sealpost_core::mailbox::oauth::SIGN_IN_TIMEOUT,
+        )
+        .await?)
+}
+
 /// The mail accounts.
 #[tauri::command]
 pub async fn mail_accounts(
     session: tauri::State<'_, Session>,
 ) -> Result<Vec<MailAccountDto>, AppError> {
-    Ok(session
-        .mail_accounts()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect())
+    let mut out = Vec::new();
+    for account in session.mail_accounts().await? {
+        let auth = session.mail_account_auth(account.id.clone()).await?;
+        let mut dto = MailAccountDto::from(account);
+        if let AccountAuth::OAuth2(provider) = auth {
+            dto.signed_in_at = Some(provider.name);
+        }
+        out.push(dto);
+    }
+    Ok(out)
 }
 
 /// Removes a mail account from this device (refused while it holds unsent mail or

@@ -144,6 +144,22 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         "[data-testid=compose-body]",
         "Noon at the usual place. Bring the plans.",
     );
+    // The draft is saved as she types; leaving compose and coming back, a fresh form
+    // lists it, and it reopens with what she wrote.
+    alice.wait_text("[data-testid=compose-draft-status]", "Draft saved");
+    alice.click("[data-testid=mailbox]");
+    alice.click("[data-testid=compose]");
+    alice.click("xpath://*[@data-testid='compose-drafts']/summary");
+    alice.screenshot("09-drafts");
+    alice.click(
+        "xpath://*[@data-testid='compose-drafts']//li[contains(., 'Lunch on Friday')]\
+         //button[starts-with(@data-testid, 'draft-open-')]",
+    );
+    alice.wait_text("[data-testid=compose-draft-status]", "Draft reopened");
+    assert_eq!(
+        alice.property("[data-testid=compose-body]", "value"),
+        serde_json::json!("Noon at the usual place. Bring the plans.")
+    );
     let mut tries = 0;
     while alice.property("[data-testid=compose-encrypt]", "checked") != serde_json::json!(true) {
         tries += 1;
@@ -164,6 +180,10 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
     alice.click("[data-testid=compose-send]");
     alice.wait_text("[data-testid=compose-status]", "Sent");
     alice.screenshot("10-sent");
+    assert!(
+        !alice.shows("[data-testid=compose-drafts]"),
+        "the draft went with the send"
+    );
 
     // Bob's mailbox gets it; opened, it is decrypted and signed by a confirmed key.
     bob.click("[data-testid=mailbox]");
@@ -193,7 +213,8 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         subject: "Styled newsletter".into(),
         text: "The plain part.".into(),
         html: Some(
-            "<p style=\"color: rgb(200, 10, 20)\">Styled words</p>\
+            "<style>.lead { font-size: 31px } .bg { background: url(https://tracker.example/bg.png) }</style>\
+             <p class=\"lead bg\" style=\"color: rgb(200, 10, 20)\">Styled words</p>\
              <script>document.title = 'ran'; parent.document.body.remove();</script>\
              <img src=\"https://tracker.example/pixel.gif\">"
                 .into(),
@@ -212,10 +233,11 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         .unwrap_or_default();
     assert!(src.starts_with("sealpost-mail:"), "the frame loads {src:?}");
     assert!(bob.shows("xpath://*[contains(., 'Remote content blocked')]"));
-    let (color, title) = bob.in_frame("[data-testid=reader-body]", |f| {
+    let (color, size, title) = bob.in_frame("[data-testid=reader-body]", |f| {
         f.wait("p");
         (
             f.script("return getComputedStyle(document.querySelector('p')).color"),
+            f.script("return getComputedStyle(document.querySelector('p')).fontSize"),
             f.script("return document.title"),
         )
     });
@@ -224,12 +246,46 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         serde_json::json!("rgb(200, 10, 20)"),
         "the mail's style applies"
     );
+    assert_eq!(
+        size,
+        serde_json::json!("31px"),
+        "the mail's stylesheet applies"
+    );
     assert_ne!(title, serde_json::json!("ran"), "the mail's script ran");
     assert!(
         bob.shows("[data-testid=reader-subject]"),
         "the app page survived"
     );
     bob.screenshot("12-html-mail");
+
+    // The isolation pattern: every IPC message passes the isolation app, which lets
+    // through the app's own commands only; a plugin command nobody granted to the UI is
+    // refused there (and by the ACL behind it), while the app's commands still work.
+    assert_eq!(
+        bob.script("return document.getElementById('__tauri_isolation__') !== null"),
+        serde_json::json!(true),
+        "the isolation frame is loaded"
+    );
+    let refused = bob.script_async(
+        "const done = arguments[0];\
+         window.__TAURI_INTERNALS__.invoke('plugin:opener|open_url', { url: 'https://example.org/' })\
+           .then(() => done('allowed'), (e) => done(String(e)));",
+        Duration::from_secs(20),
+    );
+    let refused = refused.as_str().unwrap_or_default().to_owned();
+    assert!(
+        refused.contains("sealpost_isolation_refused"),
+        "a plugin command got through: {refused}"
+    );
+    let allowed = bob.script_async(
+        "const done = arguments[0];\
+         window.__TAURI_INTERNALS__.invoke('app_info').then((i) => done(i.version), (e) => done('refused: ' + e));",
+        Duration::from_secs(20),
+    );
+    assert!(
+        !allowed.as_str().unwrap_or("refused").starts_with("refused"),
+        "an app command was refused: {allowed}"
+    );
 
     // Lock and unlock: a wrong password is refused in words.
     alice.click("[data-testid=lock]");

@@ -6,10 +6,11 @@ import { render, screen, waitFor } from "@testing-library/svelte";
 import userEvent from "@testing-library/user-event";
 import App from "./App.svelte";
 import { MockBackend } from "./mock";
-import { countControls, unnamedControls } from "./test/a11y";
+import { countControls, unnamedControls, unreachableControls } from "./test/a11y";
 
 function expectAllNamed(minimum: number) {
   expect(unnamedControls()).toEqual([]);
+  expect(unreachableControls()).toEqual([]);
   expect(countControls()).toBeGreaterThanOrEqual(minimum);
 }
 
@@ -80,6 +81,13 @@ test("mailbox with an open message: named controls, landmarks, Tab order", async
   expect(reached).toContain("search");
   expect(reached).toContain("message-list");
   expect(reached).toContain("reader-reply");
+  // The row's flag button is a pointer shortcut; F in the list flags by keyboard.
+  const list = screen.getByTestId("message-list");
+  expect(list.getAttribute("aria-keyshortcuts")).toBe("F");
+  list.focus();
+  await user.keyboard("f");
+  await waitFor(() => expect(backend.names()).toContain("setFlag"));
+  await waitFor(() => expect(list.querySelector(".message-row.selected")?.textContent).toContain("Flagged."));
 });
 
 test("compose: every control is named, Tab walks the form", async () => {

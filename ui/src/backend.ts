@@ -90,6 +90,8 @@ export interface MailAccount {
   login: string;
   imap: ServerSettings;
   smtp: ServerSettings;
+  /** Where it signs in with OAuth2 (`Gmail`, `Microsoft 365`); null for a password. */
+  signedInAt: string | null;
 }
 
 /** What `add_mail_account` takes. The password goes to the vault only. */
@@ -220,6 +222,35 @@ export interface ComposeInput {
   inReplyTo: string | null;
 }
 
+/** A saved draft in a list. */
+export interface DraftSummary {
+  id: number;
+  to: string[];
+  subject: string;
+  /** The start of its text. */
+  snippet: string;
+  /** Unix seconds. */
+  updatedAt: number;
+}
+
+/** A draft reopened for editing (Rust: `DraftView`). */
+export interface DraftView {
+  id: number;
+  accountId: string;
+  compose: {
+    to: string[];
+    cc: string[];
+    bcc: string[];
+    subject: string;
+    text: string;
+    encrypt: boolean;
+    sign: boolean;
+    inReplyTo: string | null;
+  };
+  /** Its attachments, as tokens that later saves and the send take like picked files. */
+  attachments: PickedFile[];
+}
+
 /** A device signed in to the account. */
 export interface DeviceInfo {
   id: string;
@@ -263,9 +294,25 @@ export interface MailChanged {
 export interface OutboxEvent {
   accountId: string;
   messageId: string;
-  step: "queued" | "sending" | "sent" | "failed";
+  step: "queued" | "connecting" | "sending" | "savingToSent" | "sent" | "failed" | "inDoubt";
   /** The failure, in words. */
   message: string | null;
+}
+
+/** A message in the outbox (Rust: `OutboxEntry`). */
+export interface OutboxEntry {
+  id: number;
+  messageId: string;
+  recipients: string[];
+  subject: string;
+  /**
+   * `queued`, `sending`, `sent` (its copy in Sent not made yet), or `inDoubt`: it may
+   * have been sent (the app stopped while the server took it, and it is not in Sent);
+   * it is not sent again until the user says so.
+   */
+  state: "queued" | "sending" | "sent" | "inDoubt";
+  attempts: number;
+  lastError: string;
 }
 
 /** Everything the UI can ask the Rust shell. */
@@ -288,8 +335,12 @@ export interface Backend {
   addMailAccount(account: NewMailAccount): Promise<MailAccount>;
   /**
    * Adds the account through OAuth2 in the system browser ("Sign in with Google /
-   * Microsoft"): authorization code with PKCE and a loopback redirect.
+   * Microsoft"): authorization code with PKCE and a loopback redirect; resolves once
+   * the user signed in there and IMAP and SMTP took the token.
    */
+  addOAuthAccount(provider: OAuthProvider, address: string): Promise<MailAccount>;
+  /** A new OAuth2 sign-in for an account whose sign-in the provider ended. */
+  signInMailAccountAgain(accountId: string): Promise<void>;
   mailAccounts(): Promise<MailAccount[]>;
   removeMailAccount(accountId: string): Promise<void>;
   /** Starts (or restarts) the background sync of every account; progress comes as events. */
@@ -317,6 +368,15 @@ export interface Backend {
   recipientKeys(addresses: string[]): Promise<RecipientKey[]>;
   pickAttachments(): Promise<PickedFile[]>;
   saveDraft(compose: ComposeInput): Promise<number>;
+  /** The account's saved drafts, newest first. */
+  drafts(accountId: string): Promise<DraftSummary[]>;
+  openDraft(accountId: string, id: number): Promise<DraftView>;
+  deleteDraft(id: number): Promise<boolean>;
+  outbox(accountId: string): Promise<OutboxEntry[]>;
+  /** Sends an entry in doubt again (the user's answer). */
+  resendOutboxEntry(accountId: string, id: number): Promise<void>;
+  /** Drops an entry without sending it (the user's answer). */
+  discardOutboxEntry(accountId: string, id: number): Promise<void>;
   /** Queues in the outbox and starts sending; the steps come as `outbox` events. */
   send(compose: ComposeInput): Promise<void>;
 
@@ -369,6 +429,8 @@ export const tauriBackend: Backend = {
 
   discoverAccount: (address) => call("discover_account", { address }),
   addMailAccount: (account) => call("add_mail_account", { account }),
+  addOAuthAccount: (provider, address) => call("add_oauth_account", { provider, address }),
+  signInMailAccountAgain: (accountId) => call("sign_in_mail_account_again", { accountId }),
   mailAccounts: () => call("mail_accounts"),
   removeMailAccount: (accountId) => call("remove_mail_account", { accountId }),
   syncNow: () => call("sync_now"),
@@ -387,6 +449,12 @@ export const tauriBackend: Backend = {
   recipientKeys: (addresses) => call("recipient_keys", { addresses }),
   pickAttachments: () => call("pick_attachments"),
   saveDraft: (compose) => call("save_draft", { compose }),
+  drafts: (accountId) => call("drafts", { accountId }),
+  openDraft: (accountId, id) => call("open_draft", { accountId, id }),
+  deleteDraft: (id) => call("delete_draft", { id }),
+  outbox: (accountId) => call("outbox", { accountId }),
+  resendOutboxEntry: (accountId, id) => call("resend_outbox_entry", { accountId, id }),
+  discardOutboxEntry: (accountId, id) => call("discard_outbox_entry", { accountId, id }),
   send: (compose) => call("send", { compose }),
 
   devices: () => call("devices"),

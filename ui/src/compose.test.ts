@@ -4,7 +4,7 @@ import { expect, test } from "vitest";
 import { render, screen, waitFor } from "@testing-library/svelte";
 import userEvent from "@testing-library/user-event";
 import App from "./App.svelte";
-import { MockBackend } from "./mock";
+import { MOCK_ACCOUNT, MockBackend } from "./mock";
 import type { ComposeInput } from "./backend";
 
 async function openCompose(draftDelayMs = 1500, delayMs = 0) {
@@ -82,7 +82,50 @@ test("a draft is saved after typing stops, and the draft id is reused", async ()
   const second = backend.calls.filter((c) => c.name === "saveDraft")[1]?.args[0] as ComposeInput;
   expect(second.draftId).toBe(1);
   expect(second.body).toBe("See you.");
-  expect(backend.drafts.size).toBe(1);
+  expect(backend.savedDrafts.size).toBe(1);
+});
+
+test("a saved draft is reopened with its attachments and updated in place, or deleted", async () => {
+  const backend = new MockBackend({ state: "unlocked", inboxSize: 10 });
+  const base: ComposeInput = {
+    accountId: MOCK_ACCOUNT,
+    to: ["alice@example.org"],
+    cc: [],
+    bcc: ["carol@example.org"],
+    subject: "Quarterly plan",
+    body: "Alice, the numbers:",
+    encrypt: true,
+    sign: true,
+    attachments: ["file-7"],
+    draftId: null,
+    inReplyTo: null,
+  };
+  const planId = await backend.saveDraft(base);
+  const noteId = await backend.saveDraft({ ...base, subject: "Loose note", attachments: [], bcc: [] });
+  const user = userEvent.setup();
+  render(App, { backend, draftDelayMs: 300 });
+  await user.click(await screen.findByRole("button", { name: "Compose" }));
+
+  await screen.findByTestId("compose-encrypt");
+  const list = await screen.findByTestId("compose-drafts");
+  expect(list.textContent).toContain("Saved drafts (2)");
+  await user.click(screen.getByRole("button", { name: "Open draft Quarterly plan" }));
+  await waitFor(() => expect(screen.getByTestId<HTMLInputElement>("compose-subject").value).toBe("Quarterly plan"));
+  expect(screen.getByTestId<HTMLTextAreaElement>("compose-body").value).toBe("Alice, the numbers:");
+  expect(screen.getByRole("list", { name: "Attachments" }).textContent).toContain("report.pdf");
+  expect(screen.getByTestId("compose-bcc")).toBeTruthy();
+  // The open draft is not offered again; the other one still is.
+  expect(screen.getByTestId("compose-drafts").textContent).toContain("Saved drafts (1)");
+
+  await user.type(screen.getByTestId("compose-body"), " up 4 %");
+  await waitFor(() => expect(backend.savedDrafts.get(planId)?.body).toBe("Alice, the numbers: up 4 %"), { timeout: 3000 });
+  expect(backend.savedDrafts.get(planId)?.attachments).toEqual(["file-7"]);
+  expect(backend.savedDrafts.size).toBe(2);
+
+  await user.click(screen.getByRole("button", { name: "Delete draft Loose note" }));
+  await user.click(await screen.findByRole("button", { name: "Delete" }));
+  await waitFor(() => expect(backend.savedDrafts.has(noteId)).toBe(false));
+  await waitFor(() => expect(screen.queryByTestId("compose-drafts")).toBeNull());
 });
 
 test("Send queues the message and reports the outbox steps in words", async () => {
@@ -139,4 +182,41 @@ test("attachments are picked, listed with their size, and removed", async () => 
   expect(await screen.findByText(/report\.pdf \(48 KB\)/)).toBeTruthy();
   await user.click(screen.getByRole("button", { name: "Remove attachment report.pdf" }));
   expect(screen.queryByText(/report\.pdf/)).toBeNull();
+});
+
+test("a send that may have been sent waits in the outbox until the user answers", async () => {
+  const { backend, user } = await openCompose();
+  await user.type(screen.getByTestId("compose-to"), "doubt@example.org");
+  await user.type(screen.getByTestId("compose-subject"), "Contract");
+  await user.click(screen.getByTestId("compose-send"));
+  const status = screen.getByTestId("compose-status");
+  await waitFor(() => expect(status.textContent).toMatch(/^It may have been sent/));
+
+  const entry = await screen.findByTestId("outbox-entry");
+  expect(entry.getAttribute("data-state")).toBe("inDoubt");
+  expect(entry.textContent).toContain("Contract");
+  expect(entry.textContent).toContain("not in Sent");
+
+  // Discard asks first; cancelling keeps it.
+  await user.click(screen.getByRole("button", { name: "Discard: Contract" }));
+  await user.click(await screen.findByRole("button", { name: "Cancel" }));
+  expect(backend.names()).not.toContain("discardOutboxEntry");
+
+  await user.click(screen.getByRole("button", { name: "Send again: Contract" }));
+  await waitFor(() => expect(backend.names()).toContain("resendOutboxEntry"));
+  await waitFor(() => expect(screen.queryByTestId("compose-outbox")).toBeNull());
+  expect(backend.outboxEntries).toEqual([]);
+});
+
+test("discarding an entry in doubt removes it after the user confirms", async () => {
+  const { backend, user } = await openCompose();
+  await user.type(screen.getByTestId("compose-to"), "doubt@example.org");
+  await user.type(screen.getByTestId("compose-subject"), "Invoice");
+  await user.click(screen.getByTestId("compose-send"));
+  await screen.findByTestId("outbox-entry");
+  await user.click(screen.getByRole("button", { name: "Discard: Invoice" }));
+  await user.click(await screen.findByRole("button", { name: "Discard" }));
+  await waitFor(() => expect(screen.queryByTestId("compose-outbox")).toBeNull());
+  expect(backend.names()).toContain("discardOutboxEntry");
+  expect(backend.names()).not.toContain("resendOutboxEntry");
 });

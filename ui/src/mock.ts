@@ -19,6 +19,8 @@ import {
   type ComposeInput,
   type Created,
   type DeviceInfo,
+  type DraftSummary,
+  type DraftView,
   type FolderInfo,
   type MailAccount,
   type MailChanged,
@@ -28,6 +30,8 @@ import {
   type MessageView,
   type MyKey,
   type NewMailAccount,
+  type OAuthProvider,
+  type OutboxEntry,
   type OutboxEvent,
   type PasswordCheck,
   type PickedFile,
@@ -91,7 +95,9 @@ export class MockBackend implements Backend {
   recoveryCode: string | null = null;
   accounts: MailAccount[];
   inboxSize: number;
-  readonly drafts = new Map<number, ComposeInput>();
+  readonly savedDrafts = new Map<number, ComposeInput>();
+  /** The outbox: a send to `doubt@…` ends in doubt and stays here. */
+  outboxEntries: (OutboxEntry & { accountId: string })[] = [];
   readonly flags = new Map<number, string[]>();
   readonly allowedSenders = new Set<string>();
   devicesList: DeviceInfo[] = [
@@ -240,6 +246,20 @@ export class MockBackend implements Backend {
     return this.#addAccount(input.address);
   }
 
+  async addOAuthAccount(provider: OAuthProvider, address: string): Promise<MailAccount> {
+    await this.#guard("addOAuthAccount", provider, address);
+    if (address.startsWith("refuse@")) {
+      throw new BackendError("mail", "the sign-in was refused at the provider");
+    }
+    const added = this.#addAccount(address);
+    added.signedInAt = provider === "google" ? "Gmail" : "Microsoft 365";
+    return { ...added };
+  }
+
+  async signInMailAccountAgain(accountId: string): Promise<void> {
+    await this.#guard("signInMailAccountAgain", accountId);
+  }
+
   async mailAccounts(): Promise<MailAccount[]> {
     await this.#guard("mailAccounts");
     return this.accounts.map((a) => ({ ...a }));
@@ -294,7 +314,7 @@ export class MockBackend implements Backend {
       { name: "Trash", specialUse: "Trash", total: 0, unread: 0 },
       { name: "Sent", specialUse: "Sent", total: 12, unread: 0 },
       { name: "INBOX", specialUse: "Inbox", total: inbox, unread },
-      { name: "Drafts", specialUse: "Drafts", total: this.drafts.size, unread: 0 },
+      { name: "Drafts", specialUse: "Drafts", total: this.savedDrafts.size, unread: 0 },
     ];
   }
 
@@ -365,25 +385,114 @@ export class MockBackend implements Backend {
   async saveDraft(compose: ComposeInput): Promise<number> {
     await this.#guard("saveDraft", compose);
     const id = compose.draftId ?? this.#nextDraft++;
-    this.drafts.set(id, compose);
+    this.savedDrafts.set(id, compose);
     return id;
+  }
+
+  async drafts(accountId: string): Promise<DraftSummary[]> {
+    await this.#guard("drafts", accountId);
+    return [...this.savedDrafts.entries()]
+      .filter(([, d]) => d.accountId === accountId)
+      .sort(([a], [b]) => b - a)
+      .map(([id, d]) => ({
+        id,
+        to: d.to,
+        subject: d.subject,
+        snippet: d.body.slice(0, 120),
+        updatedAt: NEWEST + id,
+      }));
+  }
+
+  async openDraft(accountId: string, id: number): Promise<DraftView> {
+    await this.#guard("openDraft", accountId, id);
+    const d = this.savedDrafts.get(id);
+    if (!d || d.accountId !== accountId) throw new BackendError("not_in_mail_store", `no draft ${id}`);
+    return {
+      id,
+      accountId,
+      compose: {
+        to: d.to,
+        cc: d.cc,
+        bcc: d.bcc,
+        subject: d.subject,
+        text: d.body,
+        encrypt: d.encrypt,
+        sign: d.sign,
+        inReplyTo: d.inReplyTo,
+      },
+      attachments: d.attachments.map((token) => ({ token, name: "report.pdf", size: 48_213 })),
+    };
+  }
+
+  async deleteDraft(id: number): Promise<boolean> {
+    await this.#guard("deleteDraft", id);
+    return this.savedDrafts.delete(id);
+  }
+
+  async outbox(accountId: string): Promise<OutboxEntry[]> {
+    await this.#guard("outbox", accountId);
+    return this.outboxEntries.filter((e) => e.accountId === accountId).map(({ accountId: _, ...e }) => e);
+  }
+
+  async resendOutboxEntry(accountId: string, id: number): Promise<void> {
+    await this.#guard("resendOutboxEntry", accountId, id);
+    const entry = this.outboxEntries.find((e) => e.id === id && e.accountId === accountId);
+    if (!entry || entry.state !== "inDoubt") throw new BackendError("mail", `${id} is not in doubt`);
+    this.outboxEntries = this.outboxEntries.filter((e) => e !== entry);
+    this.#steps(accountId, entry.messageId, ["sending", "sent"]);
+  }
+
+  async discardOutboxEntry(accountId: string, id: number): Promise<void> {
+    await this.#guard("discardOutboxEntry", accountId, id);
+    const before = this.outboxEntries.length;
+    this.outboxEntries = this.outboxEntries.filter((e) => !(e.id === id && e.accountId === accountId));
+    if (this.outboxEntries.length === before) throw new BackendError("mail", `no outbox entry ${id}`);
   }
 
   async send(compose: ComposeInput): Promise<void> {
     await this.#guard("send", compose);
+    if (compose.draftId !== null) this.savedDrafts.delete(compose.draftId);
     if (compose.to.length + compose.cc.length + compose.bcc.length === 0) {
       throw new BackendError("bad_address", "no recipient");
     }
     const messageId = `<mock-${this.calls.length}@example.org>`;
-    const fail = [...compose.to, ...compose.cc, ...compose.bcc].some((a) => a.startsWith("fail@"));
-    const steps: OutboxEvent["step"][] = fail ? ["queued", "sending", "failed"] : ["queued", "sending", "sent"];
+    const everyone = [...compose.to, ...compose.cc, ...compose.bcc];
+    if (everyone.some((a) => a.startsWith("doubt@"))) {
+      this.outboxEntries.push({
+        accountId: compose.accountId,
+        id: this.calls.length,
+        messageId,
+        recipients: everyone,
+        subject: compose.subject,
+        state: "inDoubt",
+        attempts: 1,
+        lastError: "the connection ended before the server answered",
+      });
+      this.#steps(compose.accountId, messageId, ["queued", "connecting", "sending", "inDoubt"]);
+      return;
+    }
+    const fail = everyone.some((a) => a.startsWith("fail@"));
+    this.#steps(
+      compose.accountId,
+      messageId,
+      fail ? ["queued", "sending", "failed"] : ["queued", "connecting", "sending", "savingToSent", "sent"],
+    );
+  }
+
+  /** Emits an outbox entry's steps, one per tick. */
+  #steps(accountId: string, messageId: string, steps: OutboxEvent["step"][]) {
     steps.forEach((step, i) => {
       setTimeout(() => {
         this.emitOutbox({
-          accountId: compose.accountId,
+          accountId,
           messageId,
           step,
-          message: step === "failed" ? "SMTP smtp.example.org: 451 try again later" : null,
+          message:
+            step === "failed"
+              ? "SMTP smtp.example.org: 451 try again later"
+              : step === "inDoubt"
+                ? "the connection ended before the server answered"
+                : null,
         });
       }, (i + 1) * Math.max(this.#delayMs, 1));
     });
@@ -542,6 +651,7 @@ function account(id: string, address: string): MailAccount {
     login: address,
     imap: { host: `imap.${domain}`, port: 993, security: "tls" },
     smtp: { host: `smtp.${domain}`, port: 465, security: "tls" },
+    signedInAt: null,
   };
 }
 

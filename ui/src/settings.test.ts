@@ -39,6 +39,36 @@ test("add a mail account: lookup, the server's refusal in words, then the first 
   expect(await screen.findByTestId("folder-INBOX")).toBeTruthy();
 });
 
+test("a Gmail address gets Sign in with Google, which adds the account through the browser", async () => {
+  const backend = new MockBackend({ state: "unlocked", withAccount: false, delayMs: 20 });
+  const user = userEvent.setup();
+  render(App, { backend });
+  await user.type(await screen.findByTestId("mail-address"), "refuse@gmail.com");
+  await user.click(screen.getByTestId("mail-discover"));
+  const google = await screen.findByTestId("mail-google");
+  expect(google.textContent).toBe("Sign in with Google");
+  expect(screen.queryByTestId("mail-microsoft")).toBeNull();
+  // The app-password way stays open.
+  expect(screen.getByTestId("mail-password")).toBeTruthy();
+
+  await user.click(google);
+  expect(await screen.findByText("Waiting for you to sign in at Google in your browser…")).toBeTruthy();
+  await waitFor(() => expect(screen.getByTestId("mail-error").textContent).toContain("refused at the provider"));
+  expect(backend.accounts).toEqual([]);
+
+  await user.clear(screen.getByTestId("mail-address"));
+  await user.type(screen.getByTestId("mail-address"), "ada@gmail.com");
+  await user.click(screen.getByTestId("mail-discover"));
+  await user.click(await screen.findByTestId("mail-google"));
+  await screen.findByTestId("first-sync");
+  expect(backend.calls.find((c) => c.name === "addOAuthAccount" && c.args[1] === "ada@gmail.com")?.args).toEqual([
+    "google",
+    "ada@gmail.com",
+  ]);
+  expect(backend.accounts[0]?.signedInAt).toBe("Gmail");
+  expect(backend.names()).toContain("syncNow");
+});
+
 test("settings: key in groups of four, revoke after confirming, publish, lock", async () => {
   const backend = new MockBackend({ state: "unlocked", inboxSize: 10 });
   const user = userEvent.setup();

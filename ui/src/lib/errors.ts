@@ -30,6 +30,11 @@ const WORDS: Record<string, { text: string; detail: boolean }> = {
   },
   mail: { text: "The mail server reported a problem.", detail: true },
   mail_check: { text: "The mail server did not accept these settings.", detail: true },
+  oauth_sign_in_required: {
+    text: "The mail provider ended Sealpost's sign-in: use Sign in again in Settings.",
+    detail: true,
+  },
+  not_in_mail_store: { text: "That is no longer there.", detail: false },
   bad_address: { text: "This is not a valid e-mail address.", detail: true },
   locked: { text: "Sealpost is locked. Unlock it to continue.", detail: false },
   internal: { text: "Something went wrong inside Sealpost.", detail: true },

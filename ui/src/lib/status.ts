@@ -27,11 +27,17 @@ export function outboxText(o: OutboxEvent): string {
   switch (o.step) {
     case "queued":
       return "Queued in the outbox…";
+    case "connecting":
+      return "Connecting to the mail server…";
     case "sending":
       return "Sending…";
+    case "savingToSent":
+      return "Sent; saving a copy in Sent…";
     case "sent":
       return "Sent";
     case "failed":
       return `Failed: ${o.message ?? "the mail server refused it"} — it stays in the outbox and will be retried`;
+    case "inDoubt":
+      return `It may have been sent (${o.message ?? "the connection ended before the server answered"}) — it waits in the outbox: send it again or discard it`;
   }
 }
