@@ -328,3 +328,64 @@ fn nothing_secret_crosses_the_wire() {
         );
     }
 }
+
+#[test]
+fn a_new_recovery_code_replaces_the_old_one_on_the_server_and_in_the_profile() {
+    let server = start_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let a_dir = profile(tmp.path(), "a");
+    let (mut a, old) =
+        sync::create_account(&a_dir, &server.url, "carol", &pw(PW), "laptop", &CLOCK).unwrap();
+
+    let new = sync::new_recovery_code(&mut a, &pw(PW), &CLOCK).unwrap();
+    assert!(new != old);
+    let identity = a.identity().clone();
+    drop(a);
+
+    // This profile: the old code no longer opens it, the new one does.
+    let locked = vault::open(&a_dir).unwrap();
+    assert!(matches!(
+        locked.unlock_with_recovery_code(&old),
+        Err(CoreError::WrongRecoveryCode)
+    ));
+    assert_eq!(
+        locked.unlock_with_recovery_code(&new).unwrap().identity(),
+        &identity
+    );
+
+    // The server: the old code no longer recovers the account, the new one does.
+    let b_dir = profile(tmp.path(), "b");
+    let err = sync::recover(&b_dir, &server.url, "carol", &old, &pw(PW2), "x", &CLOCK).unwrap_err();
+    assert!(matches!(err, CoreError::WrongRecoveryCode), "{err}");
+    let b = sync::recover(&b_dir, &server.url, "carol", &new, &pw(PW2), "x", &CLOCK).unwrap();
+    assert_eq!(b.unlocked.identity(), &identity);
+    drop(b);
+
+    // A device set up by signing in gets a local recovery wrap of its own code too, and
+    // a failure on the way (the server unreachable) leaves the codes as they were.
+    let mut c = sync::sign_in(
+        &profile(tmp.path(), "c"),
+        &server.url,
+        "carol",
+        &pw(PW2),
+        "tablet",
+        &CLOCK,
+    )
+    .unwrap()
+    .unlocked;
+    let newest = sync::new_recovery_code(&mut c, &pw(PW2), &CLOCK).unwrap();
+    drop(server);
+    assert!(matches!(
+        sync::new_recovery_code(&mut c, &pw(PW2), &CLOCK),
+        Err(CoreError::Sync(_))
+    ));
+    drop(c);
+    let locked = vault::open(&profile(tmp.path(), "c")).unwrap();
+    assert_eq!(
+        locked
+            .unlock_with_recovery_code(&newest)
+            .unwrap()
+            .identity(),
+        &identity
+    );
+}

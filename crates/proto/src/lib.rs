@@ -24,6 +24,7 @@
 //! | `POST /v1/password/finish` | yes | [`PasswordFinish`] → `204` |
 //! | `POST /v1/recovery/start` | – | [`RecoveryStart`] → [`RecoveryStarted`] |
 //! | `POST /v1/recovery/finish` | – | [`RecoveryFinish`] → `204` |
+//! | `PUT /v1/recovery/code` | yes | [`NewRecoveryCode`] → `204` (replace the recovery code) |
 //! | `POST /v1/directory/claims` | yes | [`DirectoryClaim`] → [`DirectoryClaimed`] (a token is mailed to the address) |
 //! | `POST /v1/directory/confirm` | yes | [`DirectoryConfirm`] → [`DirectoryEntry`] |
 //! | `GET /v1/directory/keys/{address}` | – | → [`DirectoryEntry`] (`404` if none) |
@@ -257,6 +258,18 @@ pub struct RecoveryFinish {
     pub registration_upload: Bytes,
     /// The identity key under the new cloud KEK.
     pub cloud_wrap: Bytes,
+}
+
+/// A new recovery code, set by a signed-in device: the identity key wrapped under the
+/// new code and the verifier of the new code's authentication key. Both replace the old
+/// ones at once, so the old code stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewRecoveryCode {
+    /// The identity key wrapped under the new recovery code.
+    pub recovery_wrap: Bytes,
+    /// SHA-256 of the new code's authentication key (32 bytes).
+    pub recovery_verifier: Bytes,
 }
 
 /// Every error answer.

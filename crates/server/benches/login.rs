@@ -10,7 +10,8 @@
 //!     much of it is not Argon2id.
 //!
 //! Run: `cargo bench -p sealpost-server --bench login` (`SEALPOST_BENCH_SECS` sets the
-//! seconds per measured phase, default 6; `SEALPOST_BENCH_NO_POSTGRES=1` skips PostgreSQL;
+//! seconds per measured phase, default 6; `SEALPOST_BENCH_NO_POSTGRES=1` skips PostgreSQL,
+//! `SEALPOST_BENCH_NO_SIGN_IN=1` figure (c);
 //! `SEALPOST_BENCH_SQLITE_DIR` puts the SQLite file there, e.g. on tmpfs to see what the
 //! fsyncs cost).
 //!
@@ -42,6 +43,12 @@
 //! per core" is its inverse; the summary's figure is the mean of the three phases (closed
 //! loop, 50 % and 80 % of capacity), and "full/floor" is floor CPU over full-path CPU. PostgreSQL's own processes are measured apart (from
 //! `/proc/<pid>/stat`) and shown beside.
+//!
+//! To show where the rest goes, the same clients then run bare HTTP at the same three
+//! rates: two `GET /v1/health` round trips per "login" through the same router,
+//! middleware, runtime and sockets, and no other work. The summary splits a login's
+//! server CPU into the floor, that transport, and the remainder (store, HSM, JSON,
+//! logs).
 //!
 //! # Latency
 //!
@@ -150,7 +157,9 @@ fn main() {
         secs,
         None,
     );
-    sign_in_end_to_end(&server);
+    if std::env::var_os("SEALPOST_BENCH_NO_SIGN_IN").is_none() {
+        sign_in_end_to_end(&server);
+    }
     drop(server);
 
     let mut rows = vec![("SQLite + software HSM", sqlite)];
@@ -179,7 +188,7 @@ fn main() {
         floor,
         1e6 / floor
     );
-    for (label, f) in rows {
+    for (label, f) in &rows {
         println!(
             "  {label:<36} {:>7.1} µs/login  {:>6.0} logins/s/core  full/floor {:>4.0} %  \
              p99 at 50 % load {:.1} ms (target: >= 80 %, < 20 ms)",
@@ -187,6 +196,15 @@ fn main() {
             1e6 / f.cpu_us,
             100.0 * floor / f.cpu_us,
             f.p99_ms_at_half,
+        );
+    }
+    println!("  where a login's server CPU goes (means of the same three rates):");
+    for (label, f) in &rows {
+        println!(
+            "  {label:<36} floor {floor:>6.1} µs + bare HTTP (2 round trips) {:>6.1} µs + \
+             store, HSM, JSON, logs {:>6.1} µs",
+            f.http_us,
+            f.cpu_us - floor - f.http_us,
         );
     }
     println!("total bench time {:.0} s", started.elapsed().as_secs_f64());
@@ -405,6 +423,8 @@ struct PhaseReport {
 struct FullPath {
     cpu_us: f64,
     p99_ms_at_half: f64,
+    /// Server CPU per pair of bare HTTP round trips at the same rates, µs.
+    http_us: f64,
 }
 
 /// The clients' process, driven line by line.
@@ -443,7 +463,16 @@ impl Clients {
 
     /// Runs a phase: `rate` logins/s in total (open loop) or back to back (None).
     fn run(&mut self, secs: f64, rate: Option<f64>) -> PhaseReport {
-        writeln!(self.stdin, "run {secs} {}", rate.unwrap_or(0.0)).unwrap();
+        self.run_kind("run", secs, rate)
+    }
+
+    /// Runs a phase of bare HTTP: each "login" is two `GET /v1/health` round trips.
+    fn ping(&mut self, secs: f64, rate: Option<f64>) -> PhaseReport {
+        self.run_kind("ping", secs, rate)
+    }
+
+    fn run_kind(&mut self, kind: &str, secs: f64, rate: Option<f64>) -> PhaseReport {
+        writeln!(self.stdin, "{kind} {secs} {}", rate.unwrap_or(0.0)).unwrap();
         self.stdin.flush().unwrap();
         serde_json::from_str(&self.line()).unwrap()
     }
@@ -544,11 +573,32 @@ fn full_path(
     let capacity = closed.logins as f64 / closed.wall_s;
     let (half, half_cpu) = measure(Some(capacity * 0.5));
     let (_, busy_cpu) = measure(Some(capacity * 0.8));
+
+    // The transport alone at the same three rates: two small GETs per "login", through
+    // the same router, middleware, runtime and sockets, and no other work. What a login
+    // costs beyond this and the floor is the store, the HSM, JSON and the logs.
+    let mut http = Vec::new();
+    for share in [1.0, 0.5, 0.8] {
+        let cpu = ProcessTime::now();
+        let r = clients.ping(secs, Some(capacity * share));
+        let cpu_s = cpu.elapsed().as_secs_f64();
+        assert_eq!(r.errors, 0, "{:?}", r.first_error);
+        let us = cpu_s / r.logins as f64 * 1e6;
+        println!(
+            "  {:>15}: bare HTTP, 2 x GET /v1/health: server {us:>6.1} µs CPU per pair  \
+             p50 {:.2} ms p99 {:.2}",
+            format!("{:.0}/s offered", capacity * share),
+            r.both_ms[0],
+            r.both_ms[2],
+        );
+        http.push(us);
+    }
     drop(clients);
     let cpu_us = (closed_cpu + half_cpu + busy_cpu) / 3.0;
     FullPath {
         cpu_us,
         p99_ms_at_half: half.both_ms[2],
+        http_us: http.iter().sum::<f64>() / http.len() as f64,
     }
 }
 
@@ -583,10 +633,10 @@ fn client_main(url: &str) {
         let line = line.unwrap();
         let mut words = line.split(' ');
         match words.next() {
-            Some("run") => {
+            Some(kind @ ("run" | "ping")) => {
                 let secs: f64 = words.next().unwrap().parse().unwrap();
                 let rate: f64 = words.next().unwrap().parse().unwrap();
-                let report = rt.block_on(phase(&https, &url, secs, rate));
+                let report = rt.block_on(phase(&https, &url, secs, rate, kind == "ping"));
                 println!("{}", serde_json::to_string(&report).unwrap());
             }
             _ => return,
@@ -726,9 +776,35 @@ async fn login(
     Ok((rt1, rt2))
 }
 
-/// One phase: every client logs in until `secs` have passed, back to back (`rate` = 0)
-/// or on a schedule that offers `rate` logins/s in total.
-async fn phase(https: &[reqwest::Client], url: &Arc<str>, secs: f64, rate: f64) -> PhaseReport {
+/// Two bare round trips (`GET /v1/health`) in place of a login's two.
+async fn ping(http: &reqwest::Client, url: &str) -> Result<(Duration, Duration), String> {
+    let mut rts = [Duration::ZERO; 2];
+    for rt in &mut rts {
+        let t = Instant::now();
+        let resp = http
+            .get(format!("{url}/v1/health"))
+            .header(proto::API_VERSION_HEADER, proto::API_VERSION.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("/v1/health: {}", resp.status()));
+        }
+        resp.bytes().await.map_err(|e| e.to_string())?;
+        *rt = t.elapsed();
+    }
+    Ok((rts[0], rts[1]))
+}
+
+/// One phase: every client logs in (or, with `bare`, pings) until `secs` have passed,
+/// back to back (`rate` = 0) or on a schedule that offers `rate` logins/s in total.
+async fn phase(
+    https: &[reqwest::Client],
+    url: &Arc<str>,
+    secs: f64,
+    rate: f64,
+    bare: bool,
+) -> PhaseReport {
     let begin = tokio::time::Instant::now();
     let end = begin + Duration::from_secs_f64(secs);
     let interval = (rate > 0.0).then(|| Duration::from_secs_f64(CLIENTS as f64 / rate));
@@ -751,7 +827,12 @@ async fn phase(https: &[reqwest::Client], url: &Arc<str>, secs: f64, rate: f64) 
                 } else if tokio::time::Instant::now() >= end {
                     break;
                 }
-                match login(&http, &url, i).await {
+                let done = if bare {
+                    ping(&http, &url).await
+                } else {
+                    login(&http, &url, i).await
+                };
+                match done {
                     Ok(rts) => got.push(rts),
                     Err(e) => {
                         errors.0 += 1;

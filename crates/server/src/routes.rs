@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -40,6 +40,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/password/finish", post(password_finish))
         .route("/v1/recovery/start", post(recovery_start))
         .route("/v1/recovery/finish", post(recovery_finish))
+        .route("/v1/recovery/code", put(new_recovery_code))
         .route("/v1/directory/claims", post(claim_key))
         .route("/v1/directory/confirm", post(confirm_key))
         .route(
@@ -266,6 +267,16 @@ async fn recovery_finish(
     ApiJson(req): ApiJson<proto::RecoveryFinish>,
 ) -> Result<StatusCode, ServerError> {
     s.recovery_finish(req)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn new_recovery_code(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<proto::NewRecoveryCode>,
+) -> Result<StatusCode, ServerError> {
+    s.new_recovery_code(&caller, req)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }

@@ -43,6 +43,9 @@ pub struct ServiceConfig {
     pub directory_claims_per_address: i64,
     /// Failed logins before an account locks.
     pub max_failed_logins: i64,
+    /// How old (seconds) the login behind a session may be for the calls that need a
+    /// fresh proof of the password (replacing the recovery code).
+    pub fresh_login_secs: i64,
     /// Per-source rate limit for unauthenticated starts: sustained per second.
     pub rate_per_second: f64,
     /// Per-source rate limit: burst.
@@ -59,6 +62,7 @@ impl Default for ServiceConfig {
             directory_claims_per_user: 5,
             directory_claims_per_address: 3,
             max_failed_logins: 10,
+            fresh_login_secs: 300,
             rate_per_second: 5.0,
             rate_burst: 30.0,
         }
@@ -804,8 +808,49 @@ impl Service {
         Ok(Credentials {
             record: self.seal("record", owner, record).await?,
             cloud_wrap: self.seal("cloud-wrap", owner, cloud_wrap).await?,
-            recovery: None,
         })
+    }
+
+    /// Replaces the account's recovery code: the identity key wrapped under the new code,
+    /// sealed by the HSM, and the verifier of the new code's authentication key replace
+    /// the old ones in one statement, so the old code stops working at once. Needs a
+    /// session from a login at most [`ServiceConfig::fresh_login_secs`] old: a stolen,
+    /// older token must not retire the code that undoes a hijacked password. Bad input
+    /// is refused before anything changes.
+    pub async fn new_recovery_code(
+        &self,
+        caller: &Caller,
+        req: proto::NewRecoveryCode,
+    ) -> Result<(), ServerError> {
+        if self.clock.now() - caller.logged_in_at > self.config.fresh_login_secs {
+            return Err(ServerError {
+                status: axum::http::StatusCode::FORBIDDEN,
+                code: "fresh_login_required",
+                message: "replacing the recovery code needs a session from a sign-in in the \
+                          last few minutes; sign in again"
+                    .into(),
+            });
+        }
+        check_blob("recoveryWrap", &req.recovery_wrap)?;
+        if req.recovery_verifier.0.len() != 32 {
+            return Err(ServerError::bad_request(
+                "bad_blob",
+                "recoveryVerifier must be 32 bytes",
+            ));
+        }
+        let user = user_name(&caller.user)?;
+        let sealed = self
+            .seal(
+                "recovery-wrap",
+                user.as_str().as_bytes(),
+                req.recovery_wrap.as_slice(),
+            )
+            .await?;
+        self.store
+            .replace_recovery(user.as_str(), &sealed, req.recovery_verifier.as_slice())
+            .await?;
+        tracing::info!(user = %user, device = %caller.device_id, "recovery code replaced");
+        Ok(())
     }
 
     /// Recovery, first message: checks the proof of the recovery code, releases the

@@ -182,6 +182,57 @@ fn session(token: u8, user: &str, device_id: &str, expires_at: i64) -> Session {
     }
 }
 
+/// A login state for `device` of `user`, alive until `expires_at`.
+fn staged(user: &str, device: &str, expires_at: i64) -> LoginState {
+    LoginState {
+        device_id: device.to_owned(),
+        ..login_state(user, expires_at)
+    }
+}
+
+/// Ids for staged logins, unique within a test run.
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+fn fresh_id() -> Vec<u8> {
+    format!("id-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)).into_bytes()
+}
+
+/// One login start as the service makes it: charges an attempt against `user` and
+/// stages a pending login under a fresh id; the answer and the id.
+async fn charge(s: &Arc<dyn Store>, user: &str, limit: i64) -> (Charge, Vec<u8>) {
+    let id = fresh_id();
+    let charged = s
+        .charge_login_and_stage(limit, &id, staged(user, "dev-1", NOW + 60))
+        .await
+        .unwrap();
+    (charged, id)
+}
+
+/// A whole successful login of `device`, as the service makes it: charged and staged,
+/// then completed at `at` with the session `token` (valid until `expires_at`). What the
+/// completion returned.
+async fn sign_in(
+    s: &Arc<dyn Store>,
+    user: &str,
+    device: &str,
+    name: &str,
+    at: i64,
+    token: u8,
+    expires_at: i64,
+) -> Option<CompletedLogin> {
+    let id = fresh_id();
+    let charged = s
+        .charge_login_and_stage(i64::MAX, &id, staged(user, device, at + 60))
+        .await
+        .unwrap();
+    assert!(matches!(charged, Charge::Charged { .. }), "{charged:?}");
+    let session = Session {
+        created_at: at,
+        ..session(token, user, device, expires_at)
+    };
+    s.complete_login(&id, name, session).await.unwrap()
+}
+
 /// Runs `n` calls at once, alternating between the two instances; all start together.
 async fn race<T, F, Fut>(a: &Arc<dyn Store>, b: &Arc<dyn Store>, n: usize, f: F) -> Vec<(usize, T)>
 where
@@ -321,15 +372,8 @@ async fn accounts_are_created_once(db: &Db) {
 
 async fn charge_login_counts_and_locks(db: &Db) {
     let s = db.open().await;
-    assert_eq!(
-        s.charge_login("nobody", 5).await.unwrap(),
-        Charge::NoAccount
-    );
+    assert_eq!(charge(&s, "nobody", 5).await.0, Charge::NoAccount);
     assert_eq!(s.account("nobody").await.unwrap(), None);
-    assert!(matches!(
-        s.login_succeeded("nobody").await,
-        Err(StoreError::NoAccount)
-    ));
     assert!(matches!(
         s.reset_failed_logins("nobody").await,
         Err(StoreError::NoAccount)
@@ -338,48 +382,48 @@ async fn charge_login_counts_and_locks(db: &Db) {
     s.create_account(new_account("alice")).await.unwrap();
     s.create_account(new_account("bob")).await.unwrap();
     for attempts in 1..=3 {
-        assert_eq!(
-            s.charge_login("alice", 3).await.unwrap(),
-            Charge::Charged { attempts }
-        );
+        assert_eq!(charge(&s, "alice", 3).await.0, Charge::Charged { attempts });
     }
-    assert_eq!(s.charge_login("alice", 3).await.unwrap(), Charge::Locked);
-    assert_eq!(s.charge_login("alice", 3).await.unwrap(), Charge::Locked);
+    assert_eq!(charge(&s, "alice", 3).await.0, Charge::Locked);
+    assert_eq!(charge(&s, "alice", 3).await.0, Charge::Locked);
     // Nothing was charged while locked.
     assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 3);
     // Other accounts are not affected.
     assert_eq!(
-        s.charge_login("bob", 3).await.unwrap(),
+        charge(&s, "bob", 3).await.0,
         Charge::Charged { attempts: 1 }
     );
     // The limit is the caller's policy: a higher one charges again.
-    assert_eq!(
-        s.charge_login("alice", 5).await.unwrap(),
-        Charge::Charged { attempts: 4 }
-    );
+    let (charged, id) = charge(&s, "alice", 5).await;
+    assert_eq!(charged, Charge::Charged { attempts: 4 });
 
     // Four charged, the last one is this successful login: three failed before it.
-    assert_eq!(s.login_succeeded("alice").await.unwrap(), 3);
-    assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
-    // Never negative, even without a charge.
-    assert_eq!(s.login_succeeded("alice").await.unwrap(), 0);
+    let done = s
+        .complete_login(&id, "Laptop", session(1, "alice", "dev-1", NOW + 60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.failed_attempts, 3);
     assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
     // A first attempt that succeeds had no failure before it.
-    assert_eq!(
-        s.charge_login("alice", 3).await.unwrap(),
-        Charge::Charged { attempts: 1 }
-    );
-    assert_eq!(s.login_succeeded("alice").await.unwrap(), 0);
+    let (charged, id) = charge(&s, "alice", 3).await;
+    assert_eq!(charged, Charge::Charged { attempts: 1 });
+    let done = s
+        .complete_login(&id, "Laptop", session(2, "alice", "dev-1", NOW + 60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.failed_attempts, 0);
 
     // The recovery code (or a signed-in device) unlocks a locked account.
     for _ in 0..3 {
-        s.charge_login("alice", 3).await.unwrap();
+        charge(&s, "alice", 3).await;
     }
-    assert_eq!(s.charge_login("alice", 3).await.unwrap(), Charge::Locked);
+    assert_eq!(charge(&s, "alice", 3).await.0, Charge::Locked);
     s.reset_failed_logins("alice").await.unwrap();
     assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
     assert_eq!(
-        s.charge_login("alice", 3).await.unwrap(),
+        charge(&s, "alice", 3).await.0,
         Charge::Charged { attempts: 1 }
     );
     assert_eq!(s.account("bob").await.unwrap().unwrap().failed_logins, 1);
@@ -391,8 +435,11 @@ async fn charge_login_is_exact_under_concurrency(db: &Db) {
     let (a, b) = (db.open().await, db.open().await);
     a.create_account(new_account("alice")).await.unwrap();
 
-    let answers = race(&a, &b, TASKS, |_, s| async move {
-        s.charge_login("alice", LIMIT).await.unwrap()
+    let answers = race(&a, &b, TASKS, |i, s| async move {
+        let id = format!("race-{i}").into_bytes();
+        s.charge_login_and_stage(LIMIT, &id, staged("alice", "dev-1", NOW + 60))
+            .await
+            .unwrap()
     })
     .await;
     let mut charged: Vec<i64> = answers
@@ -406,24 +453,42 @@ async fn charge_login_is_exact_under_concurrency(db: &Db) {
     assert_eq!(charged, (1..=LIMIT).collect::<Vec<_>>(), "{answers:?}");
     let locked = answers.iter().filter(|(_, c)| *c == Charge::Locked).count();
     assert_eq!(locked, TASKS - 10, "{answers:?}");
+    // Exactly the charged attempts were staged.
+    for (i, c) in &answers {
+        let state = b
+            .login_state(format!("race-{i}").as_bytes(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(state.is_some(), *c != Charge::Locked, "attempt {i}: {c:?}");
+    }
 
     assert_eq!(
         b.account("alice").await.unwrap().unwrap().failed_logins,
         LIMIT
     );
-    assert_eq!(
-        b.charge_login("alice", LIMIT).await.unwrap(),
-        Charge::Locked
-    );
-    assert_eq!(a.login_succeeded("alice").await.unwrap(), LIMIT - 1);
+    assert_eq!(charge(&b, "alice", LIMIT).await.0, Charge::Locked);
+    let (winner, _) = answers
+        .iter()
+        .find(|(_, c)| matches!(c, Charge::Charged { .. }))
+        .unwrap();
+    let done = a
+        .complete_login(
+            format!("race-{winner}").as_bytes(),
+            "Laptop",
+            session(1, "alice", "dev-1", NOW + 60),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.failed_attempts, LIMIT - 1);
     assert_eq!(b.account("alice").await.unwrap().unwrap().failed_logins, 0);
 }
 
 async fn replace_credentials_keeps_the_counter(db: &Db) {
     let s = db.open().await;
     s.create_account(new_account("alice")).await.unwrap();
-    s.charge_login("alice", 10).await.unwrap();
-    s.charge_login("alice", 10).await.unwrap();
+    charge(&s, "alice", 10).await;
+    charge(&s, "alice", 10).await;
 
     // A password change: new record and cloud wrap, the recovery code stays.
     s.replace_credentials(
@@ -431,7 +496,6 @@ async fn replace_credentials_keeps_the_counter(db: &Db) {
         Credentials {
             record: b"record 2".to_vec(),
             cloud_wrap: b"cloud wrap 2".to_vec(),
-            recovery: None,
         },
     )
     .await
@@ -444,13 +508,19 @@ async fn replace_credentials_keeps_the_counter(db: &Db) {
     assert_eq!(alice.failed_logins, 2);
     assert_eq!(alice.created_at, NOW - 1000);
 
-    // A recovery: everything replaced, including the recovery code.
+    // A new recovery code: its wrap and verifier together, nothing else.
+    s.replace_recovery("alice", b"recovery wrap 3", b"verifier 3")
+        .await
+        .unwrap();
+    let alice = s.account("alice").await.unwrap().unwrap();
+    assert_eq!(alice.record, b"record 2");
+    assert_eq!(alice.cloud_wrap, b"cloud wrap 2");
+    // A recovery: the password's record and cloud wrap; the new code stays.
     s.replace_credentials(
         "alice",
         Credentials {
             record: b"record 3".to_vec(),
             cloud_wrap: b"cloud wrap 3".to_vec(),
-            recovery: Some((b"recovery wrap 3".to_vec(), b"verifier 3".to_vec())),
         },
     )
     .await
@@ -483,10 +553,13 @@ async fn replace_credentials_keeps_the_counter(db: &Db) {
             Credentials {
                 record: vec![1],
                 cloud_wrap: vec![2],
-                recovery: None
             }
         )
         .await,
+        Err(StoreError::NoAccount)
+    ));
+    assert!(matches!(
+        s.replace_recovery("nobody", b"wrap", b"verifier").await,
         Err(StoreError::NoAccount)
     ));
     assert_eq!(s.account("nobody").await.unwrap(), None);
@@ -909,19 +982,22 @@ async fn devices_are_upserted_and_listed_in_id_order(db: &Db) {
     let s = db.open().await;
     s.create_account(new_account("alice")).await.unwrap();
     s.create_account(new_account("bob")).await.unwrap();
-    s.upsert_device("alice", "b-phone", "Phone", NOW)
+    let exp = NOW + 3600;
+    sign_in(&s, "alice", "b-phone", "Phone", NOW, 1, exp)
         .await
         .unwrap();
-    s.upsert_device("alice", "B-tablet", "Tablet", NOW + 1)
+    sign_in(&s, "alice", "B-tablet", "Tablet", NOW + 1, 2, exp)
         .await
         .unwrap();
-    s.upsert_device("alice", "a-laptop", "Laptop", NOW + 2)
+    sign_in(&s, "alice", "a-laptop", "Laptop", NOW + 2, 3, exp)
         .await
         .unwrap();
-    s.upsert_device("alice", "_desk", "Desk", NOW + 3)
+    sign_in(&s, "alice", "_desk", "Desk", NOW + 3, 4, exp)
         .await
         .unwrap();
-    s.upsert_device("bob", "bob-1", "Bob's", NOW).await.unwrap();
+    sign_in(&s, "bob", "bob-1", "Bob's", NOW, 5, exp)
+        .await
+        .unwrap();
 
     // Byte order ("B" < "_" < "a" < "b"), not a locale's.
     let device = |id: &str, name: &str, at: i64| Device {
@@ -941,7 +1017,7 @@ async fn devices_are_upserted_and_listed_in_id_order(db: &Db) {
     );
 
     // Signing in again renames and touches the device, and keeps its first sign-in.
-    s.upsert_device("alice", "b-phone", "Work phone", NOW + 100)
+    sign_in(&s, "alice", "b-phone", "Work phone", NOW + 100, 6, exp)
         .await
         .unwrap();
     let phone = s
@@ -966,10 +1042,8 @@ async fn devices_are_upserted_and_listed_in_id_order(db: &Db) {
         vec![device("bob-1", "Bob's", NOW)]
     );
     assert_eq!(s.devices("nobody").await.unwrap(), vec![]);
-    assert!(matches!(
-        s.upsert_device("nobody", "dev", "Dev", NOW).await,
-        Err(StoreError::NoAccount)
-    ));
+    // No account, no login to complete, no device.
+    assert_eq!(charge(&s, "nobody", 10).await.0, Charge::NoAccount);
     assert_eq!(s.devices("nobody").await.unwrap(), vec![]);
 }
 
@@ -977,16 +1051,14 @@ async fn sessions_expire_and_die_with_their_device(db: &Db) {
     let s = db.open().await;
     s.create_account(new_account("alice")).await.unwrap();
     s.create_account(new_account("bob")).await.unwrap();
-    s.upsert_device("alice", "dev-1", "Laptop", NOW)
-        .await
-        .unwrap();
-    s.upsert_device("alice", "dev-2", "Phone", NOW)
-        .await
-        .unwrap();
     let one = session(1, "alice", "dev-1", NOW + 3600);
     let two = session(2, "alice", "dev-2", NOW + 3600);
-    s.create_session(one.clone()).await.unwrap();
-    s.create_session(two.clone()).await.unwrap();
+    sign_in(&s, "alice", "dev-1", "Laptop", NOW, 1, NOW + 3600)
+        .await
+        .unwrap();
+    sign_in(&s, "alice", "dev-2", "Phone", NOW, 2, NOW + 3600)
+        .await
+        .unwrap();
 
     assert_eq!(s.session(&[1; 32], NOW).await.unwrap(), Some(one.clone()));
     assert_eq!(
@@ -1014,22 +1086,13 @@ async fn sessions_expire_and_die_with_their_device(db: &Db) {
     );
     assert!(!s.revoke_device("alice", "dev-1").await.unwrap());
 
-    // The device signs in again: its old session stays dead (deleted, not hidden).
-    s.upsert_device("alice", "dev-1", "Laptop", NOW + 10)
+    // The device signs in again: its old session stays dead (deleted, not hidden), the
+    // new one works.
+    sign_in(&s, "alice", "dev-1", "Laptop", NOW + 10, 7, NOW + 3600)
         .await
         .unwrap();
     assert_eq!(s.session(&[1; 32], NOW).await.unwrap(), None);
-
-    // A session for a device that is not signed in is refused, and not stored.
-    assert!(
-        s.create_session(session(9, "alice", "dev-9", NOW + 3600))
-            .await
-            .is_err()
-    );
-    s.upsert_device("alice", "dev-9", "Late", NOW)
-        .await
-        .unwrap();
-    assert_eq!(s.session(&[9; 32], NOW).await.unwrap(), None);
+    assert!(s.session(&[7; 32], NOW + 10).await.unwrap().is_some());
 }
 
 async fn delete_sessions_except_keeps_one_device(db: &Db) {
@@ -1037,29 +1100,15 @@ async fn delete_sessions_except_keeps_one_device(db: &Db) {
     for user in ["alice", "bob"] {
         s.create_account(new_account(user)).await.unwrap();
     }
-    for device in ["dev-1", "dev-2", "dev-3"] {
-        s.upsert_device("alice", device, device, NOW).await.unwrap();
+    for (token, device) in [(1, "dev-1"), (2, "dev-2"), (3, "dev-2"), (4, "dev-3")] {
+        sign_in(&s, "alice", device, device, NOW, token, NOW + 60)
+            .await
+            .unwrap();
     }
     // Bob has a device with the same id as Alice's kept one.
-    s.upsert_device("bob", "dev-2", "Bob's", NOW).await.unwrap();
-    s.create_session(session(1, "alice", "dev-1", NOW + 60))
+    sign_in(&s, "bob", "dev-2", "Bob's", NOW, 5, NOW + 60)
         .await
         .unwrap();
-    s.create_session(session(2, "alice", "dev-2", NOW + 60))
-        .await
-        .unwrap();
-    s.create_session(session(3, "alice", "dev-2", NOW + 60))
-        .await
-        .unwrap();
-    s.create_session(session(4, "alice", "dev-3", NOW + 60))
-        .await
-        .unwrap();
-    s.create_session(session(5, "bob", "dev-2", NOW + 60))
-        .await
-        .unwrap();
-    s.create_session(session(6, "bob", "dev-1", NOW + 60))
-        .await
-        .unwrap_err();
 
     s.delete_sessions_except("alice", "dev-2").await.unwrap();
     let alive = |t: u8| {
@@ -1156,18 +1205,11 @@ async fn settings_swap_has_one_winner_under_concurrency(db: &Db) {
 async fn prune_deletes_only_what_expired(db: &Db) {
     let s = db.open().await;
     s.create_account(new_account("alice")).await.unwrap();
-    s.upsert_device("alice", "dev-1", "Laptop", NOW)
-        .await
-        .unwrap();
-    s.create_session(session(1, "alice", "dev-1", NOW - 10))
-        .await
-        .unwrap();
-    s.create_session(session(2, "alice", "dev-1", NOW))
-        .await
-        .unwrap();
-    s.create_session(session(3, "alice", "dev-1", NOW + 10))
-        .await
-        .unwrap();
+    for (token, expires_at) in [(1, NOW - 10), (2, NOW), (3, NOW + 10)] {
+        sign_in(&s, "alice", "dev-1", "Laptop", NOW - 30, token, expires_at)
+            .await
+            .unwrap();
+    }
     s.put_login_state(b"old", login_state("alice", NOW - 10))
         .await
         .unwrap();
@@ -1205,26 +1247,25 @@ async fn state_survives_a_restart(db: &Db) {
             .await
             .unwrap();
         s.create_account(new_account("alice")).await.unwrap();
+        sign_in(&s, "alice", "dev-1", "Laptop", NOW, 1, NOW + 60)
+            .await
+            .unwrap();
         for _ in 0..3 {
-            s.charge_login("alice", 10).await.unwrap();
+            charge(&s, "alice", 10).await;
         }
         s.replace_credentials(
             "alice",
             Credentials {
                 record: b"record 2".to_vec(),
                 cloud_wrap: b"cloud wrap 2".to_vec(),
-                recovery: None,
             },
         )
         .await
         .unwrap();
+        s.replace_recovery("alice", b"recovery wrap 2", b"verifier 2")
+            .await
+            .unwrap();
         assert_eq!(s.put_settings("alice", 1, b"v2").await.unwrap(), 2);
-        s.upsert_device("alice", "dev-1", "Laptop", NOW)
-            .await
-            .unwrap();
-        s.create_session(session(1, "alice", "dev-1", NOW + 60))
-            .await
-            .unwrap();
         s.put_login_state(b"pending", state.clone()).await.unwrap();
     }
 
@@ -1236,10 +1277,13 @@ async fn state_survives_a_restart(db: &Db) {
     let alice = s.account("alice").await.unwrap().unwrap();
     assert_eq!(alice.failed_logins, 3);
     assert_eq!(alice.record, b"record 2");
+    assert_eq!(alice.recovery_wrap, b"recovery wrap 2");
+    assert_eq!(alice.recovery_verifier, b"verifier 2");
     assert_eq!(
-        s.charge_login("alice", 4).await.unwrap(),
+        charge(&s, "alice", 4).await.0,
         Charge::Charged { attempts: 4 }
     );
+    assert_eq!(charge(&s, "alice", 4).await.0, Charge::Locked);
     assert_eq!(
         s.settings("alice").await.unwrap(),
         Some((2, b"v2".to_vec()))

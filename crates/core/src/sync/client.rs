@@ -253,6 +253,15 @@ impl SyncClient {
         self.empty(Method::POST, "/v1/recovery/finish", None, Some(req))
     }
 
+    /// `PUT /v1/recovery/code`: replaces the account's recovery code.
+    pub fn new_recovery_code(
+        &self,
+        token: &[u8],
+        req: &proto::NewRecoveryCode,
+    ) -> Result<(), SyncError> {
+        self.empty(Method::PUT, "/v1/recovery/code", Some(token), Some(req))
+    }
+
     /// `POST /v1/directory/claims`: a proof token goes to the address by mail.
     pub fn claim_key(
         &self,

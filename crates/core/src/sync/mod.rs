@@ -8,6 +8,8 @@
 //!   secrets match the other devices'.
 //! - [`change_password`], [`recover`]: a new OPAQUE registration and new wraps; other
 //!   devices lose their sessions and ask for the new password at their next sign-in.
+//! - [`new_recovery_code`]: a signed-in device replaces the recovery code; the old one
+//!   stops working on the server and in this profile.
 //! - [`devices`], [`revoke_device`], [`sync_settings`]: with a session, signing in again
 //!   with the password when it has expired or been revoked.
 //!
@@ -708,6 +710,62 @@ pub fn recover(
         device_name,
         clock,
     )
+}
+
+/// Replaces the recovery code (Settings → Recovery kit) and returns the new one, to be
+/// shown once. The server gets the identity key wrapped under the new code and the new
+/// code's verifier, which replace the old ones together; this profile's own recovery
+/// wrap is replaced too (a profile set up by signing in gets one). Afterwards the old
+/// code neither recovers the account nor unlocks this profile.
+///
+/// The server wants a fresh proof of the password for this, so it starts with a login
+/// (as [`change_password`] does). The local change is then made in a vault transaction
+/// that commits only after the server has accepted the new code, so a failure on the
+/// way (wrong password, server unreachable) leaves the old code working everywhere.
+pub fn new_recovery_code(
+    u: &mut Unlocked,
+    password: &Password,
+    clock: &dyn Clock,
+) -> Result<RecoveryCode, CoreError> {
+    let account = account(u)?.ok_or(CoreError::NoSyncAccount)?;
+    let client = SyncClient::new(&account.server_url)?;
+    // Before the transaction: the login's Argon2id must not hold the vault's write lock.
+    let login = account_login(&client, &account, password)?;
+    u.conn().execute_batch("BEGIN IMMEDIATE")?;
+    let replaced = replace_recovery_code(u, &client, &account, &login, clock);
+    match replaced {
+        Ok(code) => {
+            u.conn().execute_batch("COMMIT")?;
+            Ok(code)
+        }
+        Err(e) => {
+            // ROLLBACK fails only when SQLite has rolled the transaction back already
+            // (after an I/O error); either way nothing of it stays.
+            let _ = u.conn().execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// [`new_recovery_code`] inside its vault transaction, with the session of a fresh login.
+fn replace_recovery_code(
+    u: &mut Unlocked,
+    client: &SyncClient,
+    account: &SyncAccount,
+    login: &Login,
+    clock: &dyn Clock,
+) -> Result<RecoveryCode, CoreError> {
+    let code = u.replace_recovery_code(clock)?;
+    let recovery_wrap = u
+        .identity()
+        .wrap_with_recovery_code(&code, &server_recovery_ctx(&account.user))?;
+    let req = proto::NewRecoveryCode {
+        recovery_wrap: Bytes(recovery_wrap),
+        recovery_verifier: Bytes(code.auth_verifier().to_vec()),
+    };
+    client.new_recovery_code(login.token.expose(), &req)?;
+    save_session(u, &login.token, login.finished.expires_at, clock)?;
+    Ok(code)
 }
 
 // ---------------------------------------------------------------- key directory

@@ -91,8 +91,6 @@ pub struct Credentials {
     pub record: Vec<u8>,
     /// The identity key wrapped under the new cloud KEK.
     pub cloud_wrap: Vec<u8>,
-    /// A new recovery wrap and verifier, when the recovery code was replaced too.
-    pub recovery: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A pending OPAQUE login between its two messages.
@@ -210,28 +208,32 @@ pub trait Store: Send + Sync + 'static {
     /// The account, if any.
     async fn account(&self, user: &str) -> Result<Option<Account>, StoreError>;
 
-    /// Charges one login attempt, atomically: if the counter is below `limit` it is
-    /// incremented and [`Charge::Charged`] returned; otherwise nothing changes and the
-    /// answer is [`Charge::Locked`].
-    async fn charge_login(&self, user: &str, limit: i64) -> Result<Charge, StoreError>;
-
-    /// A login finished successfully: resets the counter and returns the number of failed
-    /// attempts before this one (the counter minus this attempt's own charge).
-    async fn login_succeeded(&self, user: &str) -> Result<i64, StoreError>;
-
     /// Resets the counter (recovery code used, or a signed-in device unlocked the account).
     async fn reset_failed_logins(&self, user: &str) -> Result<(), StoreError>;
 
-    /// Replaces the record and wraps in one transaction; the counter is left alone.
+    /// Replaces the record and the cloud wrap in one statement; the recovery code and
+    /// the counter are left alone.
     async fn replace_credentials(
         &self,
         user: &str,
         credentials: Credentials,
     ) -> Result<(), StoreError>;
 
-    /// Charges one login attempt (as [`Store::charge_login`]) and, only if it was
-    /// charged, stores the pending login under `id`, in one transaction: a login start
-    /// costs one commit.
+    /// Replaces the recovery wrap (sealed) and the recovery verifier together, in one
+    /// statement; everything else is left alone. [`StoreError::NoAccount`] if none.
+    async fn replace_recovery(
+        &self,
+        user: &str,
+        recovery_wrap: &[u8],
+        recovery_verifier: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Charges one login attempt against `state.user` and, only if it was charged,
+    /// stores the pending login under `id`, in one transaction: a login start costs one
+    /// commit. The check against `limit` and the increment are one atomic step: if the
+    /// counter is below `limit` it is incremented and [`Charge::Charged`] returned with
+    /// the new count; otherwise nothing changes and the answer is [`Charge::Locked`] (or
+    /// [`Charge::NoAccount`]).
     async fn charge_login_and_stage(
         &self,
         limit: i64,
@@ -267,23 +269,11 @@ pub trait Store: Send + Sync + 'static {
     async fn take_login_state(&self, id: &[u8], now: i64)
     -> Result<Option<LoginState>, StoreError>;
 
-    /// Records a sign-in of a device (creating it, or updating its name and last_seen_at).
-    async fn upsert_device(
-        &self,
-        user: &str,
-        device_id: &str,
-        name: &str,
-        now: i64,
-    ) -> Result<(), StoreError>;
-
     /// The account's devices, ordered by device id.
     async fn devices(&self, user: &str) -> Result<Vec<Device>, StoreError>;
 
     /// Removes a device and every session bound to it, atomically; whether it existed.
     async fn revoke_device(&self, user: &str, device_id: &str) -> Result<bool, StoreError>;
-
-    /// Stores a session.
-    async fn create_session(&self, session: Session) -> Result<(), StoreError>;
 
     /// The session with this token hash, if it exists, has not expired at `now`, and its
     /// device has not been revoked.

@@ -14,6 +14,16 @@
 //! applied in one transaction under `pg_advisory_xact_lock`, so two processes starting at
 //! once do not race; a database newer than this code is refused.
 //!
+//! Durability: commits wait for the WAL flush (`synchronous_commit` as the server has
+//! it, `on` by default), except two kinds of write that are lazy on purpose, as in the
+//! SQLite store: completing a login and discarding a failed one commit on connections
+//! with `synchronous_commit = off`, so they reach the disk with the next flushed commit
+//! (PostgreSQL's WAL is one sequence: a later flushed commit flushes them too) or within
+//! the WAL writer's delay. A crash can lose only things that are safe to lose: the new
+//! session (the device signs in again), the counter's reset (it stays higher, the safe
+//! direction), and the deletion of a pending login that only its client could finish.
+//! The charge of a login attempt is never lazy: it is flushed before KE2 is answered.
+//!
 //! Connections come from a deadpool-postgres pool **without TLS**: connect over
 //! loopback or a unix socket (`host=/run/postgresql`). TLS to PostgreSQL is out of scope
 //! for now, and a URL that asks for it (`sslmode=require`) is refused rather than
@@ -28,7 +38,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::config::SslMode;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
@@ -120,6 +129,9 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    /// Connections whose commits do not wait for the WAL flush (`synchronous_commit =
+    /// off`), for the writes that may be lost in a crash (see the module's doc).
+    lazy: Pool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -160,28 +172,27 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("sealpost-server");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(RECYCLE_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot build the PostgreSQL pool: {e}")))?;
-        let store = Self { pool };
+        let mut lazy_config = config.clone();
+        let options = match config.get_options() {
+            Some(o) => format!("{o} -c synchronous_commit=off"),
+            None => "-c synchronous_commit=off".to_owned(),
+        };
+        lazy_config.options(&options);
+        let store = Self {
+            pool: pool(config, pool_size)?,
+            lazy: pool(lazy_config, pool_size)?,
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// A connection whose commits return before the WAL is flushed.
+    async fn lazy_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.lazy.get().await.map_err(pool_error)
     }
 
     /// Applies the missing migrations in one transaction holding the migration lock.
@@ -234,6 +245,25 @@ impl PostgresStore {
 /// A database error as the store reports it: the SQLSTATE and PostgreSQL's message, not
 /// its DETAIL (which can quote row values); other errors with their causes (an I/O error,
 /// an authentication failure), never the connection string.
+/// A pool of at most `size` connections (opened when needed) with `config`.
+fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(WAIT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(RECYCLE_TIMEOUT))
+        .build()
+        .map_err(|e| StoreError::Backend(format!("cannot build the PostgreSQL pool: {e}")))
+}
+
 fn pg(e: tokio_postgres::Error) -> StoreError {
     StoreError::Backend(describe(&e))
 }
@@ -260,10 +290,6 @@ fn pool_error(e: PoolError) -> StoreError {
         )),
         other => StoreError::Backend(format!("PostgreSQL pool: {other}")),
     }
-}
-
-fn is_foreign_key_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
 }
 
 fn account_from(r: &Row) -> Result<Account, tokio_postgres::Error> {
@@ -394,62 +420,6 @@ impl Store for PostgresStore {
         row.as_ref().map(account_from).transpose().map_err(pg)
     }
 
-    async fn charge_login(&self, user: &str, limit: i64) -> Result<Charge, StoreError> {
-        let client = self.client().await?;
-        let charge = client
-            .prepare_cached(
-                "UPDATE accounts SET failed_logins = failed_logins + 1
-                 WHERE user_name = $1 AND failed_logins < $2
-                 RETURNING failed_logins",
-            )
-            .await
-            .map_err(pg)?;
-        if let Some(row) = client
-            .query_opt(&charge, &[&user, &limit])
-            .await
-            .map_err(pg)?
-        {
-            return Ok(Charge::Charged {
-                attempts: row.try_get(0).map_err(pg)?,
-            });
-        }
-        // Accounts are never deleted, so this answer cannot be overtaken.
-        let exists = client
-            .prepare_cached("SELECT 1 FROM accounts WHERE user_name = $1")
-            .await
-            .map_err(pg)?;
-        Ok(
-            match client.query_opt(&exists, &[&user]).await.map_err(pg)? {
-                Some(_) => Charge::Locked,
-                None => Charge::NoAccount,
-            },
-        )
-    }
-
-    async fn login_succeeded(&self, user: &str) -> Result<i64, StoreError> {
-        let client = self.client().await?;
-        // The CTE locks the row and reads its latest committed counter; the UPDATE then
-        // resets it. One statement, so no charge can slip in between.
-        let stmt = client
-            .prepare_cached(
-                "WITH before AS (
-                     SELECT failed_logins FROM accounts WHERE user_name = $1 FOR UPDATE
-                 )
-                 UPDATE accounts SET failed_logins = 0 FROM before
-                 WHERE accounts.user_name = $1
-                 RETURNING before.failed_logins",
-            )
-            .await
-            .map_err(pg)?;
-        let row = client
-            .query_opt(&stmt, &[&user])
-            .await
-            .map_err(pg)?
-            .ok_or(StoreError::NoAccount)?;
-        let before: i64 = row.try_get(0).map_err(pg)?;
-        Ok(before.saturating_sub(1).max(0))
-    }
-
     async fn reset_failed_logins(&self, user: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stmt = client
@@ -470,26 +440,39 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         // One statement, so one transaction; the counter is not touched.
         let stmt = client
+            .prepare_cached("UPDATE accounts SET record = $2, cloud_wrap = $3 WHERE user_name = $1")
+            .await
+            .map_err(pg)?;
+        let changed = client
+            .execute(
+                &stmt,
+                &[&user, &credentials.record, &credentials.cloud_wrap],
+            )
+            .await
+            .map_err(pg)?;
+        match changed {
+            0 => Err(StoreError::NoAccount),
+            _ => Ok(()),
+        }
+    }
+
+    async fn replace_recovery(
+        &self,
+        user: &str,
+        recovery_wrap: &[u8],
+        recovery_verifier: &[u8],
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        // One statement: the wrap and the verifier of one code change together.
+        let stmt = client
             .prepare_cached(
-                "UPDATE accounts SET record = $2, cloud_wrap = $3,
-                     recovery_wrap = coalesce($4, recovery_wrap),
-                     recovery_verifier = coalesce($5, recovery_verifier)
+                "UPDATE accounts SET recovery_wrap = $2, recovery_verifier = $3
                  WHERE user_name = $1",
             )
             .await
             .map_err(pg)?;
-        let (recovery_wrap, recovery_verifier) = credentials.recovery.unzip();
         let changed = client
-            .execute(
-                &stmt,
-                &[
-                    &user,
-                    &credentials.record,
-                    &credentials.cloud_wrap,
-                    &recovery_wrap,
-                    &recovery_verifier,
-                ],
-            )
+            .execute(&stmt, &[&user, &recovery_wrap, &recovery_verifier])
             .await
             .map_err(pg)?;
         match changed {
@@ -560,7 +543,7 @@ impl Store for PostgresStore {
     }
 
     async fn discard_login_state(&self, id: &[u8]) -> Result<bool, StoreError> {
-        let client = self.client().await?;
+        let client = self.lazy_client().await?;
         let stmt = client
             .prepare_cached("DELETE FROM login_states WHERE id = $1")
             .await
@@ -574,7 +557,7 @@ impl Store for PostgresStore {
         device_name: &str,
         session: Session,
     ) -> Result<Option<CompletedLogin>, StoreError> {
-        let client = self.client().await?;
+        let client = self.lazy_client().await?;
         // One statement, one round trip. A concurrent DELETE of the same pending login
         // waits for ours and then finds nothing, so its whole statement does nothing.
         // The session's foreign key to the device is checked at the end of the statement,
@@ -680,33 +663,6 @@ impl Store for PostgresStore {
         Ok(Some(state).filter(|s| now <= s.expires_at))
     }
 
-    async fn upsert_device(
-        &self,
-        user: &str,
-        device_id: &str,
-        name: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO devices (user_name, device_id, name, created_at, last_seen_at)
-                 VALUES ($1, $2, $3, $4, $4)
-                 ON CONFLICT (user_name, device_id)
-                 DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
-            )
-            .await
-            .map_err(pg)?;
-        match client
-            .execute(&stmt, &[&user, &device_id, &name, &now])
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NoAccount),
-            Err(e) => Err(pg(e)),
-        }
-    }
-
     async fn devices(&self, user: &str) -> Result<Vec<Device>, StoreError> {
         let client = self.client().await?;
         let stmt = client
@@ -753,38 +709,6 @@ impl Store for PostgresStore {
             .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
         Ok(removed > 0)
-    }
-
-    /// Fails with [`StoreError::Backend`] if the device is not signed in (never was, or
-    /// was revoked meanwhile): a session must not outlive its device.
-    async fn create_session(&self, session: Session) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .await
-            .map_err(pg)?;
-        let inserted = client
-            .execute(
-                &stmt,
-                &[
-                    &session.token_hash,
-                    &session.user,
-                    &session.device_id,
-                    &session.created_at,
-                    &session.expires_at,
-                ],
-            )
-            .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::Backend(
-                "the session's device is not signed in (revoked meanwhile?)".into(),
-            )),
-            Err(e) => Err(pg(e)),
-        }
     }
 
     async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<Session>, StoreError> {

@@ -354,8 +354,12 @@ fn begin<'c>(
     durable: bool,
 ) -> Result<rusqlite::Transaction<'c>, StoreError> {
     if *flushing != durable {
-        let mode = if durable { "FULL" } else { "NORMAL" };
-        conn.pragma_update(None, "synchronous", mode).db()?;
+        let pragma = if durable {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        conn.prepare_cached(pragma).db()?.execute([]).db()?;
         *flushing = durable;
     }
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
@@ -368,15 +372,20 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job").db()?;
+    // Cached statements: a batch runs these once per job.
+    conn.prepare_cached("SAVEPOINT job")
+        .db()?
+        .execute([])
+        .db()?;
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)))
         .unwrap_or_else(|_| Err(StoreError::Backend("a write failed unexpectedly".into())));
-    let end = if outcome.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    conn.execute_batch(end).db()?;
+    if outcome.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")
+            .db()?
+            .execute([])
+            .db()?;
+    }
+    conn.prepare_cached("RELEASE job").db()?.execute([]).db()?;
     outcome
 }
 
@@ -482,9 +491,6 @@ impl<T> Db<T> for rusqlite::Result<T> {
     }
 }
 
-const ACCOUNT_COLUMNS: &str = "user_name, record, cloud_wrap, recovery_wrap, recovery_verifier, \
-                               failed_logins, created_at";
-
 fn account_from(r: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
         user: r.get(0)?,
@@ -534,22 +540,6 @@ fn charge(c: &Connection, user: &str, limit: i64) -> Result<Charge, StoreError> 
     })
 }
 
-/// Resets the counter after a successful login; the failed attempts before this one.
-fn succeeded(c: &Connection, user: &str) -> Result<i64, StoreError> {
-    let before: i64 = c
-        .prepare_cached("SELECT failed_logins FROM accounts WHERE user_name = ?1")
-        .db()?
-        .query_row(params![user], |r| r.get(0))
-        .optional()
-        .db()?
-        .ok_or(StoreError::NoAccount)?;
-    c.prepare_cached("UPDATE accounts SET failed_logins = 0 WHERE user_name = ?1")
-        .db()?
-        .execute(params![user])
-        .db()?;
-    Ok(before.saturating_sub(1).max(0))
-}
-
 fn insert_login_state(c: &Connection, id: &[u8], state: &LoginState) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO login_states (id, user_name, device_id, device_name, state, expires_at)
@@ -563,57 +553,6 @@ fn insert_login_state(c: &Connection, id: &[u8], state: &LoginState) -> Result<(
         state.device_name,
         state.state,
         state.expires_at,
-    ])
-    .db()?;
-    Ok(())
-}
-
-fn upsert_device_in(
-    c: &Connection,
-    user: &str,
-    device_id: &str,
-    name: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    if !account_exists(c, user)? {
-        return Err(StoreError::NoAccount);
-    }
-    c.prepare_cached(
-        "INSERT INTO devices (user_name, device_id, name, created_at, last_seen_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)
-         ON CONFLICT (user_name, device_id)
-         DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
-    )
-    .db()?
-    .execute(params![user, device_id, name, now])
-    .db()?;
-    Ok(())
-}
-
-/// Fails with [`StoreError::Backend`] if the device is not signed in (never was, or was
-/// revoked meanwhile): a session must not outlive its device.
-fn insert_session(c: &Connection, session: &Session) -> Result<(), StoreError> {
-    let device_exists = c
-        .prepare_cached("SELECT 1 FROM devices WHERE user_name = ?1 AND device_id = ?2")
-        .db()?
-        .exists(params![session.user, session.device_id])
-        .db()?;
-    if !device_exists {
-        return Err(StoreError::Backend(
-            "the session's device is not signed in (revoked meanwhile?)".into(),
-        ));
-    }
-    c.prepare_cached(
-        "INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .db()?
-    .execute(params![
-        session.token_hash,
-        session.user,
-        session.device_id,
-        session.created_at,
-        session.expires_at,
     ])
     .db()?;
     Ok(())
@@ -689,8 +628,9 @@ impl Store for SqliteStore {
     async fn account(&self, user: &str) -> Result<Option<Account>, StoreError> {
         let user = user.to_owned();
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE user_name = ?1"
+            c.prepare_cached(concat!(
+                "SELECT user_name, record, cloud_wrap, recovery_wrap, recovery_verifier, ",
+                "failed_logins, created_at FROM accounts WHERE user_name = ?1"
             ))
             .db()?
             .query_row(params![user], account_from)
@@ -698,11 +638,6 @@ impl Store for SqliteStore {
             .db()
         })
         .await
-    }
-
-    async fn charge_login(&self, user: &str, limit: i64) -> Result<Charge, StoreError> {
-        let user = user.to_owned();
-        self.write(move |c| charge(c, &user, limit)).await
     }
 
     async fn charge_login_and_stage(
@@ -773,14 +708,46 @@ impl Store for SqliteStore {
             let Some((user, device_id)) = taken else {
                 return Ok(None);
             };
-            let failed_attempts = succeeded(c, &user)?;
-            upsert_device_in(c, &user, &device_id, &device_name, session.created_at)?;
-            insert_session(c, &session)?;
-            let cloud_wrap: Vec<u8> = c
-                .prepare_cached("SELECT cloud_wrap FROM accounts WHERE user_name = ?1")
+            // The writer thread runs one job at a time inside BEGIN IMMEDIATE, so nothing
+            // comes between this read and the reset.
+            let (failed_before, cloud_wrap): (i64, Vec<u8>) = c
+                .prepare_cached(
+                    "SELECT failed_logins, cloud_wrap FROM accounts WHERE user_name = ?1",
+                )
                 .db()?
-                .query_row(params![user], |r| r.get(0))
+                .query_row(params![user], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .db()?
+                .ok_or(StoreError::NoAccount)?;
+            c.prepare_cached("UPDATE accounts SET failed_logins = 0 WHERE user_name = ?1")
+                .db()?
+                .execute(params![user])
                 .db()?;
+            // The account exists (read above) and the device is signed in by this very
+            // statement, so the session's foreign key holds without checking.
+            c.prepare_cached(
+                "INSERT INTO devices (user_name, device_id, name, created_at, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (user_name, device_id)
+                 DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at",
+            )
+            .db()?
+            .execute(params![user, device_id, device_name, session.created_at])
+            .db()?;
+            c.prepare_cached(
+                "INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .db()?
+            .execute(params![
+                session.token_hash,
+                session.user,
+                session.device_id,
+                session.created_at,
+                session.expires_at,
+            ])
+            .db()?;
+            let failed_attempts = failed_before.saturating_sub(1).max(0);
             let (settings_version, settings) = c
                 .prepare_cached("SELECT version, blob FROM settings WHERE user_name = ?1")
                 .db()?
@@ -794,11 +761,6 @@ impl Store for SqliteStore {
             }))
         })
         .await
-    }
-
-    async fn login_succeeded(&self, user: &str) -> Result<i64, StoreError> {
-        let user = user.to_owned();
-        self.write(move |c| succeeded(c, &user)).await
     }
 
     async fn reset_failed_logins(&self, user: &str) -> Result<(), StoreError> {
@@ -824,22 +786,40 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let user = user.to_owned();
         self.write(move |c| {
-            let (recovery_wrap, recovery_verifier) = credentials.recovery.unzip();
             let changed = c
                 .prepare_cached(
-                    "UPDATE accounts SET record = ?2, cloud_wrap = ?3,
-                         recovery_wrap = coalesce(?4, recovery_wrap),
-                         recovery_verifier = coalesce(?5, recovery_verifier)
+                    "UPDATE accounts SET record = ?2, cloud_wrap = ?3 WHERE user_name = ?1",
+                )
+                .db()?
+                .execute(params![user, credentials.record, credentials.cloud_wrap])
+                .db()?;
+            if changed == 0 {
+                return Err(StoreError::NoAccount);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn replace_recovery(
+        &self,
+        user: &str,
+        recovery_wrap: &[u8],
+        recovery_verifier: &[u8],
+    ) -> Result<(), StoreError> {
+        let (user, wrap, verifier) = (
+            user.to_owned(),
+            recovery_wrap.to_vec(),
+            recovery_verifier.to_vec(),
+        );
+        self.write(move |c| {
+            let changed = c
+                .prepare_cached(
+                    "UPDATE accounts SET recovery_wrap = ?2, recovery_verifier = ?3
                      WHERE user_name = ?1",
                 )
                 .db()?
-                .execute(params![
-                    user,
-                    credentials.record,
-                    credentials.cloud_wrap,
-                    recovery_wrap,
-                    recovery_verifier,
-                ])
+                .execute(params![user, wrap, verifier])
                 .db()?;
             if changed == 0 {
                 return Err(StoreError::NoAccount);
@@ -875,18 +855,6 @@ impl Store for SqliteStore {
             Ok(taken.filter(|s| now <= s.expires_at))
         })
         .await
-    }
-
-    async fn upsert_device(
-        &self,
-        user: &str,
-        device_id: &str,
-        name: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let (user, device_id, name) = (user.to_owned(), device_id.to_owned(), name.to_owned());
-        self.write(move |c| upsert_device_in(c, &user, &device_id, &name, now))
-            .await
     }
 
     async fn devices(&self, user: &str) -> Result<Vec<Device>, StoreError> {
@@ -929,12 +897,6 @@ impl Store for SqliteStore {
             Ok(removed > 0)
         })
         .await
-    }
-
-    /// Fails with [`StoreError::Backend`] if the device is not signed in (never was, or
-    /// was revoked meanwhile): a session must not outlive its device.
-    async fn create_session(&self, session: Session) -> Result<(), StoreError> {
-        self.write(move |c| insert_session(c, &session)).await
     }
 
     async fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<Session>, StoreError> {

@@ -20,6 +20,8 @@
 //!   guess against; with the HSM's keys (or a copied software key file) it does, at the
 //!   cost of one Argon2id per guess: the limit of the design, shown by a test too
 //!   ([`stolen_database`]);
+//! - a signed-in device replaces the recovery code, retiring the old one
+//!   ([`recovery_code`]);
 //! - the whole account lifecycle through a PKCS#11 token ([`pkcs11_lifecycle`]);
 //! - the key directory, with its proof mails through real Postfix and Dovecot
 //!   ([`directory`]).
@@ -46,6 +48,7 @@ mod enumeration;
 mod failed_logins;
 mod hsm_down;
 mod pkcs11_lifecycle;
+mod recovery_code;
 mod replays;
 mod sessions_and_devices;
 mod stolen_database;
