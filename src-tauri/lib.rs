@@ -90,6 +90,7 @@ pub fn builder<R: Runtime>(
             commands::account::unlock,
             commands::account::lock,
             commands::account::change_password,
+            commands::account::new_recovery_code,
             commands::account::devices,
             commands::account::revoke_device,
             commands::mail::discover_account,

@@ -115,6 +115,18 @@ pub async fn change_password(
         .await?)
 }
 
+/// Makes a new recovery code (the password is checked by a fresh sign-in); returns it
+/// to show once. The old code stops working; `save_recovery_kit` saves the new one.
+#[tauri::command]
+pub async fn new_recovery_code(
+    session: tauri::State<'_, Session>,
+    password: String,
+) -> Result<zeroize::Zeroizing<String>, AppError> {
+    Ok(session
+        .new_recovery_code(super::password(password)?)
+        .await?)
+}
+
 /// A device signed in to the account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

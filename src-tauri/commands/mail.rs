@@ -1,8 +1,8 @@
 //! Mail accounts, folders, the message list and the reader.
 
-use sealpost_core::mailbox::{FolderInfo, MailAccount, MessageSummary};
 use sealpost_core::CoreError;
 use sealpost_core::mailbox::oauth::{AccountAuth, OAuthChoice};
+use sealpost_core::mailbox::{FolderInfo, MailAccount, MessageSummary};
 use sealpost_core::session::oauth::{OAuthSignIn, OpenUrl};
 use sealpost_core::session::{MessageView, Session};
 use sealpost_mail::autoconfig::{AccountSettings, AuthMethod, Source};

@@ -305,6 +305,19 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
     alice.wait("[data-testid=folder-INBOX]");
     drop(bob);
 
+    // A new recovery code from Settings: the password first, the code shown once.
+    alice.click("[data-testid=settings]");
+    alice.type_into(
+        "[data-testid=recovery-password]",
+        "tundra mosaic gravel whimsy plank",
+    );
+    alice.click("[data-testid=new-recovery-code-button]");
+    let code = alice.wait_text("[data-testid=new-recovery-code]", "-");
+    assert!(code.trim().len() >= 20, "new recovery code {code:?}");
+    alice.screenshot("14-new-recovery-code");
+    alice.click("[data-testid=recovery-code-saved]");
+    alice.wait("[data-testid=recovery-password]");
+
     // A second device: the same name and password bring the account, keys included.
     let laptop = start_app(
         "alice-laptop",
@@ -331,5 +344,5 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         assert!(tries < 60, "the laptop does not list two devices");
         std::thread::sleep(Duration::from_millis(500));
     }
-    laptop.screenshot("14-second-device");
+    laptop.screenshot("15-second-device");
 }

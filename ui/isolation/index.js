@@ -21,6 +21,7 @@ const APP_COMMANDS = new Set([
   "unlock",
   "lock",
   "change_password",
+  "new_recovery_code",
   "devices",
   "revoke_device",
   "discover_account",

@@ -330,6 +330,8 @@ export interface Backend {
   unlock(password: string): Promise<Session>;
   lock(): Promise<void>;
   changePassword(current: string, next: string): Promise<void>;
+  /** A new recovery code (the old one stops working), shown once; kept for `saveRecoveryKit`. */
+  newRecoveryCode(password: string): Promise<string>;
 
   discoverAccount(address: string): Promise<AccountSetup>;
   addMailAccount(account: NewMailAccount): Promise<MailAccount>;
@@ -426,6 +428,7 @@ export const tauriBackend: Backend = {
   unlock: (password) => call("unlock", { password }),
   lock: () => call("lock"),
   changePassword: (current, next) => call("change_password", { current, next }),
+  newRecoveryCode: (password) => call("new_recovery_code", { password }),
 
   discoverAccount: (address) => call("discover_account", { address }),
   addMailAccount: (account) => call("add_mail_account", { account }),

@@ -216,6 +216,13 @@ export class MockBackend implements Backend {
     this.emitLocked();
   }
 
+  async newRecoveryCode(password: string): Promise<string> {
+    await this.#guard("newRecoveryCode");
+    if (password !== this.password) throw new BackendError("wrong_password", "wrong password");
+    this.recoveryCode = "P4TW-8NQX-3KRV-7DMH-2BZL-6GCS";
+    return this.recoveryCode;
+  }
+
   async changePassword(current: string, next: string): Promise<void> {
     await this.#guard("changePassword");
     if (current !== this.password) throw new BackendError("wrong_password", "wrong password");

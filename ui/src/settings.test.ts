@@ -120,3 +120,29 @@ test("change password: the strength gate, then the fields are cleared", async ()
   expect(screen.getByLabelText<HTMLInputElement>("New password").value).toBe("");
   expect(screen.getByLabelText<HTMLInputElement>("Current password").value).toBe("");
 });
+
+test("a new recovery code: the password first, shown once, saved as a kit, then forgotten", async () => {
+  const backend = new MockBackend({ state: "unlocked", inboxSize: 10 });
+  const user = userEvent.setup();
+  render(App, { backend });
+  await user.click(await screen.findByRole("button", { name: "Settings" }));
+  const field = await screen.findByTestId<HTMLInputElement>("recovery-password");
+  await user.type(field, "not it");
+  await user.click(screen.getByTestId("new-recovery-code-button"));
+  await waitFor(() => expect(screen.getByText("Wrong password. Try again.")).toBeTruthy());
+  expect(screen.queryByTestId("new-recovery-code")).toBeNull();
+
+  await user.clear(field);
+  await user.type(field, MOCK_PASSWORD);
+  await user.click(screen.getByTestId("new-recovery-code-button"));
+  const code = await screen.findByTestId("new-recovery-code");
+  expect(code.textContent).toBe("P4TW-8NQX-3KRV-7DMH-2BZL-6GCS");
+  expect(screen.getByText(/old recovery code no longer works/)).toBeTruthy();
+  await user.click(screen.getByTestId("save-recovery-kit"));
+  await waitFor(() => expect(screen.getByText("Recovery kit saved.")).toBeTruthy());
+  await user.click(screen.getByTestId("recovery-code-saved"));
+  await waitFor(() => expect(screen.queryByTestId("new-recovery-code")).toBeNull());
+  expect(backend.recoveryCode).toBeNull();
+  // The password typed for it is not kept in the field.
+  expect(screen.getByTestId<HTMLInputElement>("recovery-password").value).toBe("");
+});

@@ -387,7 +387,9 @@ impl Session {
             ctx.with_open(|o| {
                 let code = o.recovery_code.as_ref().ok_or_else(|| {
                     CoreError::Internal(
-                        "the recovery code is shown only once, when the account is made".into(),
+                        "the recovery code is shown only once, when it is made; make a new one in \
+                         Settings"
+                            .into(),
                     )
                 })?;
                 Ok(recovery_kit_text(
@@ -396,6 +398,30 @@ impl Session {
                     &code.display(),
                 ))
             })
+        })
+        .await
+    }
+
+    /// Makes a new recovery code (asked from Settings, when the old one is lost or was
+    /// seen by someone): the password is checked by a fresh sign-in, the server and the
+    /// vault replace the old code together, and from then on only the new one recovers
+    /// the account. The code is kept in memory for [`Session::recovery_kit`] until the
+    /// user says it is saved.
+    pub async fn new_recovery_code(
+        &self,
+        password: Password,
+    ) -> Result<Zeroizing<String>, CoreError> {
+        self.blocking(move |ctx| {
+            ctx.unlocked()?;
+            // Its own handle on the vault: the change needs one nobody else holds.
+            let mut u = vault::open(&ctx.config.profile_dir)?.unlock(&password)?;
+            let code = sync::new_recovery_code(&mut u, &password, &ctx.clock)?;
+            let shown = code.display();
+            ctx.with_open(|o| {
+                o.recovery_code = Some(code);
+                Ok(())
+            })?;
+            Ok(shown)
         })
         .await
     }
