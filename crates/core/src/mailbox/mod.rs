@@ -433,23 +433,9 @@ impl<'u> Mailbox<'u> {
         let id = random_id()?;
         self.u
             .put_secret(&password_secret(&id), password.expose().as_bytes(), clock)?;
-        self.conn.execute(
-            "INSERT INTO account (id, address, login, imap_host, imap_port, imap_security,
-                 smtp_host, smtp_port, smtp_security, extra_roots_pem, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                id,
-                new.address,
-                new.login,
-                new.imap.host,
-                new.imap.port,
-                security_name(&new.imap),
-                new.smtp.host,
-                new.smtp.port,
-                security_name(&new.smtp),
-                new.extra_roots_pem,
-                clock.now_unix()
-            ],
+        self.insert_account(
+            &id,
+            &roster::Row::new(new, "password", String::new(), clock.now_unix()),
         )?;
         self.publish_account(&id)?;
         self.account(&id)

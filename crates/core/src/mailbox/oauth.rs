@@ -35,7 +35,7 @@ use sealpost_mail::{Credentials, Secret, Server};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{MailAccount, Mailbox, NewAccount, damaged, random_id, security_name};
+use super::{MailAccount, Mailbox, NewAccount, damaged, random_id};
 use crate::{Clock, CoreError};
 
 /// The environment variable with the app's Google OAuth client id.
@@ -338,30 +338,14 @@ impl Mailbox<'_> {
         let provider = serde_json::to_string(&grant.provider)
             .map_err(|e| CoreError::Internal(format!("the OAuth2 provider: {e}")))?;
         self.store_tokens(&id, &grant.tokens, grant.client_secret.as_ref(), clock)?;
-        let inserted = self.conn.execute(
-            "INSERT INTO account (id, address, login, imap_host, imap_port, imap_security,
-                 smtp_host, smtp_port, smtp_security, extra_roots_pem, created_at, auth,
-                 oauth_provider)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'oauth2', ?12)",
-            params![
-                id,
-                new.address,
-                new.login,
-                new.imap.host,
-                new.imap.port,
-                security_name(&new.imap),
-                new.smtp.host,
-                new.smtp.port,
-                security_name(&new.smtp),
-                new.extra_roots_pem,
-                clock.now_unix(),
-                provider,
-            ],
+        let inserted = self.insert_account(
+            &id,
+            &super::roster::Row::new(new, "oauth2", provider, clock.now_unix()),
         );
         if let Err(e) = inserted {
             // Nothing half-made stays behind.
             let _ = self.u.delete_secret(&oauth_secret(&id));
-            return Err(e.into());
+            return Err(e);
         }
         self.publish_account(&id)?;
         self.account(&id)

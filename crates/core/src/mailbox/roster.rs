@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::oauth::oauth_secret;
-use super::{Mailbox, damaged, password_secret};
+use super::{Mailbox, NewAccount, damaged, password_secret, security_name};
 use crate::CoreError;
 
 /// The vault secret that carries an account's settings to the other devices.
@@ -28,10 +28,10 @@ enum Record {
     Removed,
 }
 
-/// The columns of an account's row.
+/// The columns of an account's row (all but its id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Row {
+pub(crate) struct Row {
     address: String,
     login: String,
     imap_host: String,
@@ -58,7 +58,54 @@ pub struct Adopted {
     pub kept: Vec<String>,
 }
 
+impl Row {
+    /// The row of a new account: `auth` is `password` or `oauth2` (then with the
+    /// provider's JSON).
+    pub(crate) fn new(new: &NewAccount, auth: &str, oauth_provider: String, now: i64) -> Self {
+        Self {
+            address: new.address.clone(),
+            login: new.login.clone(),
+            imap_host: new.imap.host.clone(),
+            imap_port: new.imap.port,
+            imap_security: security_name(&new.imap).to_owned(),
+            smtp_host: new.smtp.host.clone(),
+            smtp_port: new.smtp.port,
+            smtp_security: security_name(&new.smtp).to_owned(),
+            extra_roots_pem: new.extra_roots_pem.clone(),
+            created_at: now,
+            auth: auth.to_owned(),
+            oauth_provider,
+        }
+    }
+}
+
 impl Mailbox<'_> {
+    /// Stores an account's row under `id`.
+    pub(crate) fn insert_account(&self, id: &str, row: &Row) -> Result<(), CoreError> {
+        self.conn.execute(
+            "INSERT INTO account (id, address, login, imap_host, imap_port, imap_security,
+                 smtp_host, smtp_port, smtp_security, extra_roots_pem, created_at, auth,
+                 oauth_provider)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                id,
+                row.address,
+                row.login,
+                row.imap_host,
+                row.imap_port,
+                row.imap_security,
+                row.smtp_host,
+                row.smtp_port,
+                row.smtp_security,
+                row.extra_roots_pem,
+                row.created_at,
+                row.auth,
+                row.oauth_provider
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Writes the account's settings to the vault, for the other devices.
     pub(crate) fn publish_account(&self, id: &str) -> Result<(), CoreError> {
         let record = self
@@ -130,21 +177,7 @@ impl Mailbox<'_> {
                 Record::Removed => {}
                 Record::Account(_) if here => {}
                 Record::Account(row) => {
-                    let Row {
-                        address,
-                        login,
-                        imap_host,
-                        imap_port,
-                        imap_security,
-                        smtp_host,
-                        smtp_port,
-                        smtp_security,
-                        extra_roots_pem,
-                        created_at,
-                        auth,
-                        oauth_provider,
-                    } = *row;
-                    let secret = if auth == "oauth2" {
+                    let secret = if row.auth == "oauth2" {
                         oauth_secret(id)
                     } else {
                         password_secret(id)
@@ -153,27 +186,7 @@ impl Mailbox<'_> {
                         // Its credentials did not come along: nothing to log in with.
                         continue;
                     }
-                    self.conn.execute(
-                        "INSERT INTO account (id, address, login, imap_host, imap_port,
-                             imap_security, smtp_host, smtp_port, smtp_security,
-                             extra_roots_pem, created_at, auth, oauth_provider)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                        params![
-                            id,
-                            address,
-                            login,
-                            imap_host,
-                            imap_port,
-                            imap_security,
-                            smtp_host,
-                            smtp_port,
-                            smtp_security,
-                            extra_roots_pem,
-                            created_at,
-                            auth,
-                            oauth_provider
-                        ],
-                    )?;
+                    self.insert_account(id, &row)?;
                     done.added.push(id.to_owned());
                 }
             }
