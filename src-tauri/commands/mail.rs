@@ -167,6 +167,16 @@ pub async fn add_mail_account(
         .into())
 }
 
+/// An account as the UI lists it, with where it signs in.
+async fn account_dto(session: &Session, account: MailAccount) -> Result<MailAccountDto, AppError> {
+    let auth = session.mail_account_auth(account.id.clone()).await?;
+    let mut dto = MailAccountDto::from(account);
+    if let AccountAuth::OAuth2(provider) = auth {
+        dto.signed_in_at = Some(provider.name);
+    }
+    Ok(dto)
+}
+
 /// Opens the system browser at a provider's sign-in page (an OAuth2 sign-in asked for
 /// by the user; the page is never loaded in an app window).
 fn browser_opener<R: Runtime>(app: tauri::AppHandle<R>) -> OpenUrl {
@@ -200,21 +210,10 @@ pub async fn add_oauth_account<R: Runtime>(
     address: String,
 ) -> Result<MailAccountDto, AppError> {
     let choice = oauth_choice(&provider)?;
-    let address = address.trim().to_owned();
-    if !address.contains('@') {
-        return Err(AppError::bad_request(format!(
-            "{address:?} is not an e-mail address"
-        )));
-    }
     let account = session
         .add_oauth_mail_account(OAuthSignIn::new(choice, address), browser_opener(app))
         .await?;
-    let auth = session.mail_account_auth(account.id.clone()).await?;
-    let mut dto = MailAccountDto::from(account);
-    if let AccountAuth::OAuth2(provider) = auth {
-        dto.signed_in_at = Some(provider.name);
-    }
-    Ok(dto)
+    account_dto(&session, account).await
 }
 
 /// Signs an OAuth2 account in again after the provider ended its sign-in (the worker
@@ -242,12 +241,7 @@ pub async fn mail_accounts(
 ) -> Result<Vec<MailAccountDto>, AppError> {
     let mut out = Vec::new();
     for account in session.mail_accounts().await? {
-        let auth = session.mail_account_auth(account.id.clone()).await?;
-        let mut dto = MailAccountDto::from(account);
-        if let AccountAuth::OAuth2(provider) = auth {
-            dto.signed_in_at = Some(provider.name);
-        }
-        out.push(dto);
+        out.push(account_dto(&session, account).await?);
     }
     Ok(out)
 }

@@ -401,6 +401,27 @@ fn discovery(extra_roots_pem: &str) -> anyhow::Result<sealpost_mail::autoconfig:
 /// An autoconfig URL template (`{domain}`, `{email}`) to use instead of the usual ones.
 const AUTOCONFIG_URL_ENV: &str = "SEALPOST_AUTOCONFIG_URL";
 
+/// The IMAP and SMTP servers given on the command line, if any.
+type GivenServers = (Option<Server>, Option<Server>);
+
+/// What `mail account add` was told instead of finding it: the extra CA file's text
+/// (empty without one) and the IMAP and SMTP servers given as `HOST:PORT`.
+fn given_servers(
+    ca_file: Option<&std::path::Path>,
+    imap: Option<&str>,
+    smtp: Option<&str>,
+    starttls: bool,
+) -> anyhow::Result<(String, GivenServers)> {
+    let extra_roots_pem = match ca_file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
+        }
+        None => String::new(),
+    };
+    let server = |s: Option<&str>| s.map(|s| host_port(s, starttls)).transpose();
+    Ok((extra_roots_pem, (server(imap)?, server(smtp)?)))
+}
+
 fn host_port(s: &str, starttls: bool) -> anyhow::Result<Server> {
     let (host, port) = s
         .rsplit_once(':')
@@ -523,19 +544,12 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
             // Everything that can be refused is, before the browser opens.
             let choice = OAuthChoice::parse(&provider)?;
             let app = OAuthApp::for_choice(&choice, client_id)?;
-            let extra_roots_pem = match &ca_file {
-                Some(f) => std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read {}", f.display()))?,
-                None => String::new(),
-            };
-            let given = (
-                imap.as_deref()
-                    .map(|s| host_port(s, starttls))
-                    .transpose()?,
-                smtp.as_deref()
-                    .map(|s| host_port(s, starttls))
-                    .transpose()?,
-            );
+            let (extra_roots_pem, given) = given_servers(
+                ca_file.as_deref(),
+                imap.as_deref(),
+                smtp.as_deref(),
+                starttls,
+            )?;
             let u = unlock(dir, &mut Input::new(source.password_stdin))?;
             let grant = rt.block_on(mail_oauth::sign_in(
                 &choice,
@@ -586,19 +600,12 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
             let mut input = Input::new(source.password_stdin);
             let u = unlock(dir, &mut input)?;
             let password = mail_password(source.password_stdin, &address)?;
-            let extra_roots_pem = match &ca_file {
-                Some(f) => std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read {}", f.display()))?,
-                None => String::new(),
-            };
-            let given = (
-                imap.as_deref()
-                    .map(|s| host_port(s, starttls))
-                    .transpose()?,
-                smtp.as_deref()
-                    .map(|s| host_port(s, starttls))
-                    .transpose()?,
-            );
+            let (extra_roots_pem, given) = given_servers(
+                ca_file.as_deref(),
+                imap.as_deref(),
+                smtp.as_deref(),
+                starttls,
+            )?;
             let (imap, smtp, found_login) = match given {
                 (Some(i), Some(s)) => (i, s, None),
                 (i, s) => {

@@ -591,13 +591,9 @@ impl Session {
                 &credentials,
             )
             .await?;
-            let mb = Mailbox::open(&u, &ctx.clock)?;
-            let account = mb.add_account(&new, &password, &ctx.clock)?;
-            keys::ensure_own_key(&u, &u.info().user_name, &[&account.address], &ctx.clock)?;
-            drop(mb);
-            ctx.start_worker(&u, account.clone());
-            // The new key (and the mail password) reach the other devices.
-            ctx.sync_settings_later();
+            let account =
+                Mailbox::open(&u, &ctx.clock)?.add_account(&new, &password, &ctx.clock)?;
+            ctx.account_added(&u, &account)?;
             Ok(account)
         })
         .await
@@ -1207,6 +1203,16 @@ impl Ctx {
             State::Open(o) => f(o),
             _ => Err(CoreError::Locked),
         }
+    }
+
+    /// What follows a new mail account once it is stored: the own key for its address
+    /// (made if there is none), its worker, and a settings sync so the key, the account
+    /// and its password or tokens reach the other devices.
+    fn account_added(&self, u: &Rc<Unlocked>, account: &MailAccount) -> Result<(), CoreError> {
+        keys::ensure_own_key(u, &u.info().user_name, &[&account.address], &self.clock)?;
+        self.start_worker(u, account.clone());
+        self.sync_settings_later();
+        Ok(())
     }
 
     /// Starts (or restarts) the mail worker of `account`.

@@ -9,7 +9,6 @@ use sealpost_mail::Server;
 
 use super::Session;
 use crate::CoreError;
-use crate::keys;
 use crate::mailbox::oauth::{self as mail_oauth, AccountAuth, OAuthApp, OAuthChoice};
 use crate::mailbox::{MailAccount, Mailbox};
 
@@ -62,6 +61,16 @@ impl Session {
         request: OAuthSignIn,
         open_url: OpenUrl,
     ) -> Result<MailAccount, CoreError> {
+        // Everything that can be refused is, before the browser opens.
+        let address = request.address.trim();
+        if address
+            .split_once('@')
+            .is_none_or(|(l, d)| l.is_empty() || d.is_empty())
+        {
+            return Err(CoreError::BadAddress(format!(
+                "{address:?} is not an e-mail address"
+            )));
+        }
         let app = OAuthApp::for_choice(&request.provider, request.client_id.clone())?;
         self.local(move |ctx| async move {
             let u = ctx.unlocked()?;
@@ -87,13 +96,9 @@ impl Session {
                 &discovery,
             )
             .await?;
-            let mb = Mailbox::open(&u, &ctx.clock)?;
-            let account = mb.add_oauth_account(&new, &grant, &ctx.clock)?;
-            keys::ensure_own_key(&u, &u.info().user_name, &[&account.address], &ctx.clock)?;
-            drop(mb);
-            ctx.start_worker(&u, account.clone());
-            // The new key and the account's tokens reach the other devices.
-            ctx.sync_settings_later();
+            let account =
+                Mailbox::open(&u, &ctx.clock)?.add_oauth_account(&new, &grant, &ctx.clock)?;
+            ctx.account_added(&u, &account)?;
             Ok(account)
         })
         .await
