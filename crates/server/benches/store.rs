@@ -10,6 +10,9 @@
 //! Then the cost of SQLite's `synchronous=FULL`: commits per second of one counter
 //! update on a bare connection under FULL, NORMAL and OFF.
 //!
+//! Beside each rate, this process's CPU per operation: what the store costs the server
+//! (for PostgreSQL, the client side only).
+//!
 //! Run: `cargo bench -p sealpost-server --bench store` (`SEALPOST_BENCH_SECS` sets the
 //! seconds per figure, default 3).
 
@@ -88,8 +91,12 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     for mode in ["FULL", "NORMAL", "OFF"] {
-        let rate = bare_sqlite_commits(&dir.path().join(format!("{mode}.sqlite3")), mode, run_for);
-        println!("bare SQLite WAL, synchronous={mode:<6}: {rate:>9.0} commits/s (one connection)");
+        let (rate, cpu_us) =
+            bare_sqlite_commits(&dir.path().join(format!("{mode}.sqlite3")), mode, run_for);
+        println!(
+            "bare SQLite WAL, synchronous={mode:<6}: {rate:>9.0} commits/s (one connection), \
+             {cpu_us:>5.1} µs CPU each"
+        );
     }
 }
 
@@ -101,11 +108,11 @@ async fn measure(label: &str, stores: &[Arc<dyn Store>], run_for: Duration) {
         // The sessions the logins above made are in the way of nothing: these are others.
         login(first, &format!("user{t}"), &session_token(t)).await;
     }
-    let ops = run(stores, run_for, |t, s| async move {
+    let (ops, cpu_us) = run(stores, run_for, |t, s| async move {
         assert!(s.session(&session_token(t), NOW).await.unwrap().is_some());
     })
     .await;
-    println!("{label}: session lookup            {ops:>9.0} ops/s");
+    println!("{label}: session lookup            {ops:>9.0} ops/s     {cpu_us:>6.1} µs CPU each");
 }
 
 async fn measure_logins(label: &str, stores: &[Arc<dyn Store>], run_for: Duration, prefix: &str) {
@@ -125,14 +132,14 @@ async fn measure_logins(label: &str, stores: &[Arc<dyn Store>], run_for: Duratio
             .unwrap();
     }
     let prefix = Arc::new(prefix.to_owned());
-    let ops = run(stores, run_for, move |t, s| {
+    let (ops, cpu_us) = run(stores, run_for, move |t, s| {
         let user = format!("{prefix}user{t}");
         async move {
             login(&s, &user, &random_token()).await;
         }
     })
     .await;
-    println!("{label}: a login's store work      {ops:>9.0} logins/s");
+    println!("{label}: a login's store work      {ops:>9.0} logins/s  {cpu_us:>6.1} µs CPU each");
 }
 
 /// The store calls of one successful login, in the service's order.
@@ -182,13 +189,16 @@ fn session_token(t: usize) -> Vec<u8> {
     token
 }
 
-/// Runs `op` in a loop on each of [`TASKS`] tasks for `run_for`; operations per second.
-async fn run<F, Fut>(stores: &[Arc<dyn Store>], run_for: Duration, op: F) -> f64
+/// Runs `op` in a loop on each of [`TASKS`] tasks for `run_for`; operations per second,
+/// and this process's CPU time (user + system, every thread: the runtime's workers, the
+/// SQLite writer) per operation in µs. PostgreSQL's own processes are not in it.
+async fn run<F, Fut>(stores: &[Arc<dyn Store>], run_for: Duration, op: F) -> (f64, f64)
 where
     F: Fn(usize, Arc<dyn Store>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
     let op = Arc::new(op);
+    let cpu = cpu_time::ProcessTime::now();
     let start = Instant::now();
     let deadline = start + run_for;
     let mut tasks = tokio::task::JoinSet::new();
@@ -208,11 +218,16 @@ where
     while let Some(n) = tasks.join_next().await {
         total += n.unwrap();
     }
-    total as f64 / start.elapsed().as_secs_f64()
+    let cpu_s = cpu.elapsed().as_secs_f64();
+    (
+        total as f64 / start.elapsed().as_secs_f64(),
+        cpu_s / total.max(1) as f64 * 1e6,
+    )
 }
 
-/// Commits per second of `UPDATE … RETURNING` in `BEGIN IMMEDIATE` on one connection.
-fn bare_sqlite_commits(path: &Path, synchronous: &str, run_for: Duration) -> f64 {
+/// Commits per second of `UPDATE … RETURNING` in `BEGIN IMMEDIATE` on one connection,
+/// and CPU µs (user + system) per commit.
+fn bare_sqlite_commits(path: &Path, synchronous: &str, run_for: Duration) -> (f64, f64) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", synchronous)
@@ -222,6 +237,7 @@ fn bare_sqlite_commits(path: &Path, synchronous: &str, run_for: Duration) -> f64
          INSERT INTO c VALUES ('alice', 0);",
     )
     .unwrap();
+    let cpu = cpu_time::ThreadTime::now();
     let start = Instant::now();
     let mut n = 0_u64;
     while start.elapsed() < run_for {
@@ -238,5 +254,8 @@ fn bare_sqlite_commits(path: &Path, synchronous: &str, run_for: Duration) -> f64
         tx.commit().unwrap();
         n += 1;
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    (
+        n as f64 / start.elapsed().as_secs_f64(),
+        cpu.elapsed().as_secs_f64() / n.max(1) as f64 * 1e6,
+    )
 }

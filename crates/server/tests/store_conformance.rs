@@ -136,6 +136,7 @@ conformance!(
     completing_a_login_consumes_it_once_and_resets_the_counter,
     completing_a_login_has_one_winner_under_concurrency,
     a_failing_write_does_not_spoil_the_writes_beside_it,
+    a_write_that_fails_halfway_leaves_nothing_behind,
     directory_claims_are_limited_and_confirmed_once_by_their_owner,
     directory_claim_limits_are_exact_under_concurrency,
     devices_are_upserted_and_listed_in_id_order,
@@ -831,6 +832,55 @@ async fn a_failing_write_does_not_spoil_the_writes_beside_it(db: &Db) {
         s.settings("alice").await.unwrap(),
         Some((1, b"settings of alice".to_vec()))
     );
+}
+
+/// A write that fails after its first statement changed something leaves nothing
+/// behind, alone and in the company of writes that succeed: completing a pending login
+/// whose account does not exist takes the pending login first, then fails.
+async fn a_write_that_fails_halfway_leaves_nothing_behind(db: &Db) {
+    let s = db.open().await;
+    let ghost_login = |s: Arc<dyn Store>, token: u8| async move {
+        let id = fresh_id();
+        s.put_login_state(&id, staged("ghost", "dev-1", NOW + 60))
+            .await
+            .unwrap();
+        let outcome = s
+            .complete_login(
+                &id,
+                "Ghost's phone",
+                session(token, "ghost", "dev-1", NOW + 60),
+            )
+            .await;
+        assert!(outcome.is_err(), "{outcome:?}");
+        let kept = s.login_state(&id, NOW).await.unwrap();
+        assert!(
+            kept.is_some(),
+            "the failed completion took the pending login"
+        );
+        assert!(s.session(&[token; 32], NOW).await.unwrap().is_none());
+    };
+    ghost_login(s.clone(), 200).await;
+
+    let mut tasks = JoinSet::new();
+    for i in 0..40u8 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            if i % 2 == 0 {
+                ghost_login(s, i).await;
+            } else {
+                s.create_account(new_account(&format!("user{i}")))
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    for i in (0..40u8).filter(|i| i % 2 == 1) {
+        assert!(s.account(&format!("user{i}")).await.unwrap().is_some());
+    }
+    assert!(s.devices("ghost").await.unwrap().is_empty());
 }
 
 fn claim(token: u8, user: &str, address: &str, expires_at: i64) -> DirectoryClaimRow {

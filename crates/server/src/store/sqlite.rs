@@ -25,11 +25,15 @@
 //! writer connection. The thread takes all the jobs that are waiting (up to
 //! [`MAX_BATCH`]) into one `BEGIN IMMEDIATE` transaction (the write lock is taken before
 //! anything is read, so a read-modify-write cannot be overtaken by another process), runs
-//! each inside its own savepoint (a job that fails is rolled back alone and gets its
-//! error), commits once, and only then answers each job: a write that returned is on
-//! disk, and one fsync serves every login that arrived meanwhile. Under load this is
-//! what makes SQLite keep up (`benches/login.rs`); alone, a write is one transaction as
-//! before. Plain point reads run on the calling thread, on one of a few `query_only`
+//! them one after the other, commits once, and only then answers each job: a write that
+//! returned is on disk, and one fsync serves every login that arrived meanwhile. A job
+//! that fails is rolled back alone and gets its error: the batch is rolled back and run
+//! again with a savepoint around each job (savepoints are not used up front, as their
+//! undo logs cost more than most writes; see `run_batch`). Under load the thread first
+//! sleeps a moment to let more jobs arrive (`gather`): at 2,000 logins/s that halves the
+//! fsyncs and wake-ups per login. This is what makes SQLite keep up
+//! (`benches/login.rs`); alone, a write waits for nothing and is one transaction. Plain
+//! point reads run on the calling thread, on one of a few `query_only`
 //! reader connections, each behind a [`std::sync::Mutex`] held for the one statement:
 //! in WAL mode a reader never waits for a writer, and a lookup by primary key takes
 //! microseconds, less than handing it to another thread would.
@@ -63,6 +67,12 @@ const READERS: usize = 4;
 
 /// The most write jobs one transaction takes.
 pub const MAX_BATCH: usize = 256;
+
+/// Under load, how long a batch that must be flushed waits for company (see [`gather`]).
+const GATHER_DURABLE: Duration = Duration::from_micros(500);
+
+/// Under load, how long a batch of lazy writes waits for a flushed one to join.
+const GATHER_LAZY: Duration = Duration::from_millis(1);
 
 /// The migrations. Index + 1 is the schema version each produces.
 const MIGRATIONS: &[&str] = &[
@@ -145,25 +155,61 @@ pub struct SqliteStore {
 
 struct Inner {
     /// Where write jobs go; `None` only while dropping.
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::Sender<Box<dyn Write>>>,
     /// The writer thread, joined on drop so the file is closed when the store is gone.
     writer: Option<JoinHandle<()>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
 
-/// Answers a job once its batch has committed (or failed to).
-type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// One write job, as the writer thread sees it.
+trait Write: Send {
+    /// Whether its commit must be flushed before the answer (`synchronous=FULL`).
+    fn durable(&self) -> bool;
 
-/// A job's work: runs inside the batch's transaction, or gets `None` if it could not begin.
-type Run = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+    /// Runs the write inside the batch's transaction and keeps its outcome; `false` if
+    /// it failed. It may run again after the transaction was rolled back.
+    fn run(&mut self, conn: &Connection) -> bool;
 
-/// One write: runs on the writer thread inside the batch's transaction (`None` if the
-/// transaction could not begin) and returns how to answer once the batch is done.
-struct Job {
-    /// Whether the commit must be flushed before the answer (`synchronous=FULL`).
+    /// Answers the caller once the batch is over: the kept outcome if the transaction
+    /// committed, else the batch's error.
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct WriteJob<T, F> {
     durable: bool,
-    run: Run,
+    f: F,
+    outcome: Option<Result<T, StoreError>>,
+    answer: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Write for WriteJob<T, F>
+where
+    T: Send,
+    F: Fn(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn durable(&self) -> bool {
+        self.durable
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        // A panic becomes the job's error; the writer thread carries on.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Backend("a write failed unexpectedly".into())));
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        let result = match (committed, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(StoreError::Backend("the write did not run".into())),
+        };
+        // The caller may have gone (its request was dropped); the write stands.
+        let _ = self.answer.send(result);
+    }
 }
 
 impl Drop for Inner {
@@ -210,6 +256,15 @@ impl SqliteStore {
         writer
             .pragma_update(None, "foreign_keys", "ON")
             .db_at("enabling foreign keys")?;
+        stable_plans(&writer)?;
+        // Undo logs of savepoints (the "sub-journal": see `run_batch`) are otherwise a
+        // 64 KiB buffer allocated and freed each time: glibc then hands the memory back
+        // to the kernel and faults it in again, with a TLB flush across CPUs each round
+        // (it was a third of a login's store CPU in `benches/store.rs`). In memory mode
+        // they grow in 1 KiB pieces from the ordinary heap.
+        writer
+            .pragma_update(None, "temp_store", "MEMORY")
+            .db_at("keeping temporary data in memory")?;
         migrate(&mut writer)?;
 
         let mut readers = Vec::with_capacity(READERS);
@@ -225,13 +280,14 @@ impl SqliteStore {
             reader
                 .pragma_update(None, "query_only", "ON")
                 .db_at("making a reader query-only")?;
+            stable_plans(&reader)?;
             // A reader may be the last connection to close, which checkpoints the WAL.
             reader
                 .pragma_update(None, "synchronous", "FULL")
                 .db_at("setting synchronous")?;
             readers.push(Mutex::new(reader));
         }
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Box<dyn Write>>();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || write_batches(writer, &queue))
@@ -253,7 +309,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.write_with(true, f).await
     }
@@ -263,7 +319,7 @@ impl SqliteStore {
     async fn write_lazily<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.write_with(false, f).await
     }
@@ -271,25 +327,15 @@ impl SqliteStore {
     async fn write_with<T, F>(&self, durable: bool, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let run = move |conn: Option<&Connection>| -> Reply {
-            let outcome = conn.map(|c| in_savepoint(c, f));
-            Box::new(move |committed| {
-                let result = match (committed, outcome) {
-                    (Ok(()), Some(outcome)) => outcome,
-                    (Err(e), _) => Err(e),
-                    (Ok(()), None) => Err(StoreError::Backend("the write did not run".into())),
-                };
-                // The caller may have gone (its request was dropped); the write stands.
-                let _ = answer.send(result);
-            })
-        };
-        let job = Job {
+        let job = Box::new(WriteJob {
             durable,
-            run: Box::new(run),
-        };
+            f,
+            outcome: None,
+            answer,
+        });
         self.inner
             .jobs
             .as_ref()
@@ -313,37 +359,78 @@ impl SqliteStore {
 
 /// The writer thread: one transaction per batch of waiting jobs, until the store is
 /// dropped.
-fn write_batches(mut conn: Connection, queue: &mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+fn write_batches(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn Write>>) {
+    let mut batch: Vec<Box<dyn Write>> = Vec::with_capacity(MAX_BATCH);
     // The connection was opened with synchronous=FULL.
     let mut flushing = true;
+    // Whether the previous batch had company: then more writes are on their way.
+    let mut busy = false;
     while let Ok(first) = queue.recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-        let durable = batch.iter().any(|job| job.durable);
-        let committed = match begin(&mut conn, &mut flushing, durable) {
-            Ok(tx) => {
-                replies.extend(batch.drain(..).map(|job| (job.run)(Some(&tx))));
-                tx.commit().db()
-            }
-            Err(e) => {
-                replies.extend(batch.drain(..).map(|job| (job.run)(None)));
-                Err(e)
-            }
-        };
+        gather(queue, &mut batch, busy);
+        busy = batch.len() > 1;
+        let committed = run_batch(&mut conn, &mut flushing, &mut batch);
         if let Err(e) = &committed {
-            tracing::error!(error = %e, jobs = replies.len(), "a SQLite write batch failed");
+            tracing::error!(error = %e, jobs = batch.len(), "a SQLite write batch failed");
         }
-        for reply in replies {
-            reply(committed.clone());
+        for job in batch.drain(..) {
+            job.answer(committed.clone());
         }
     }
+}
+
+/// Takes the jobs waiting behind the first (up to [`MAX_BATCH`]). Under load (`busy`:
+/// the previous batch had more than one job) it first lets more arrive, as PostgreSQL's
+/// `commit_delay` does: for [`GATHER_DURABLE`] if the batch must be flushed, so that one
+/// fsync serves more writes, or [`GATHER_LAZY`] if it holds only lazy writes, so that
+/// they can ride along with a flushed batch instead of costing a commit of their own. It
+/// sleeps rather than waking for each arrival, so the writers hand over their jobs
+/// without a wake-up. Alone, a write waits for nothing.
+fn gather(queue: &mpsc::Receiver<Box<dyn Write>>, batch: &mut Vec<Box<dyn Write>>, busy: bool) {
+    drain(queue, batch);
+    if busy && batch.len() < MAX_BATCH {
+        let durable = batch.iter().any(|job| job.durable());
+        std::thread::sleep(if durable { GATHER_DURABLE } else { GATHER_LAZY });
+        drain(queue, batch);
+    }
+}
+
+fn drain(queue: &mpsc::Receiver<Box<dyn Write>>, batch: &mut Vec<Box<dyn Write>>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Runs a batch in one transaction and commits it. The jobs first run one after the
+/// other with nothing between them: a savepoint per job would keep an undo log of every
+/// page it touches, which costs more than most of the writes themselves. If one fails,
+/// the transaction is rolled back and, unless that job was alone, the batch runs again
+/// with each job under its own savepoint, so that the failure is undone alone and the
+/// others commit. Jobs only read and write the database, so running one again on the
+/// state the rollback restored does what its first run did.
+fn run_batch(
+    conn: &mut Connection,
+    flushing: &mut bool,
+    batch: &mut [Box<dyn Write>],
+) -> Result<(), StoreError> {
+    let durable = batch.iter().any(|job| job.durable());
+    let tx = begin(conn, flushing, durable)?;
+    if batch.iter_mut().all(|job| job.run(&tx)) {
+        return tx.commit().db();
+    }
+    tx.rollback().db()?;
+    if batch.len() == 1 {
+        // Nothing to commit: the one job's outcome is its error.
+        return Ok(());
+    }
+    let tx = begin(conn, flushing, durable)?;
+    for job in batch.iter_mut() {
+        in_savepoint(&tx, job.as_mut())?;
+    }
+    tx.commit().db()
 }
 
 /// Begins a batch's transaction, flushed at commit or not (WAL: `NORMAL` commits reach
@@ -366,27 +453,21 @@ fn begin<'c>(
         .db()
 }
 
-/// Runs one job under a savepoint: kept if it succeeds, rolled back alone if it fails
-/// or panics (the panic becomes the job's error; the writer thread carries on).
-fn in_savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+/// Runs one job under a savepoint: kept if it succeeds, rolled back alone if it fails.
+fn in_savepoint(conn: &Connection, job: &mut dyn Write) -> Result<(), StoreError> {
     // Cached statements: a batch runs these once per job.
     conn.prepare_cached("SAVEPOINT job")
         .db()?
         .execute([])
         .db()?;
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)))
-        .unwrap_or_else(|_| Err(StoreError::Backend("a write failed unexpectedly".into())));
-    if outcome.is_err() {
+    if !job.run(conn) {
         conn.prepare_cached("ROLLBACK TO job")
             .db()?
             .execute([])
             .db()?;
     }
     conn.prepare_cached("RELEASE job").db()?.execute([]).db()?;
-    outcome
+    Ok(())
 }
 
 impl Inner {
@@ -408,6 +489,21 @@ impl Inner {
             .map(lock)
             .ok_or_else(|| StoreError::Backend("the store has no reader connection".into()))
     }
+}
+
+/// Turns on the query planner stability guarantee. Without it, SQLite (built with
+/// STAT4, as rusqlite's bundled copy is) marks a statement whose plan might depend on a
+/// bound value to be compiled again whenever that value changes, which the session
+/// lookup's join did on every call: a cached statement was parsed and planned anew each
+/// time (`benches/store.rs`, "session lookup"). Our statements are point lookups whose
+/// plans never depend on the values.
+fn stable_plans(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .db_at("enabling the query planner stability guarantee")?;
+    Ok(())
 }
 
 /// Locks a connection. A poisoned lock means a panic inside a closure; rusqlite's
@@ -1076,7 +1172,7 @@ impl Store for SqliteStore {
             .db()?;
             Ok(Some(DirectoryKey {
                 address,
-                user,
+                user: user.clone(),
                 cert,
                 published_at: now,
             }))
