@@ -6,6 +6,9 @@
 //!     against the real service (SQLite + software HSM, then PostgreSQL if installed),
 //!     its runtime pinned to one worker thread; server CPU per login and the latency of
 //!     each login's two round trips;
+//! (b') **the ceiling**: the same clients against a reference server that does only the
+//!     bare OPAQUE steps and JSON over the same HTTP stack, keeping everything in memory
+//!     (no store, no HSM, no logs): what any server of this API over HTTP must spend;
 //! (c) **a sign-in on a new device** end to end (`sealpost_core::sync::sign_in`), and how
 //!     much of it is not Argon2id.
 //!
@@ -141,6 +144,7 @@ fn main() {
     install_json_logs(&logs.path().join("server.log"));
 
     let floor = bare_floor();
+    let ceiling = ceiling(secs);
 
     // SEALPOST_BENCH_SQLITE_DIR=/dev/shm puts the database on tmpfs (fsync is then free):
     // a diagnostic for what durability costs, not a configuration to run.
@@ -188,6 +192,13 @@ fn main() {
         floor,
         1e6 / floor
     );
+    println!(
+        "  ceiling (floor + HTTP + JSON only)   {:>7.1} µs/login  {:>6.0} logins/s/core  \
+         floor/ceiling {:>4.0} %: the most any server of this API over HTTP reaches here",
+        ceiling.cpu_us,
+        1e6 / ceiling.cpu_us,
+        100.0 * floor / ceiling.cpu_us,
+    );
     for (label, f) in &rows {
         println!(
             "  {label:<36} {:>7.1} µs/login  {:>6.0} logins/s/core  full/floor {:>4.0} %  \
@@ -205,6 +216,14 @@ fn main() {
              store, HSM, JSON, logs {:>6.1} µs",
             f.http_us,
             f.cpu_us - floor - f.http_us,
+        );
+    }
+    println!("  beyond the ceiling (store, HSM layer, logs, the rate limit):");
+    for (label, f) in &rows {
+        println!(
+            "  {label:<36} {:>6.1} µs/login; full path at {:>4.0} % of the ceiling's rate",
+            f.cpu_us - ceiling.cpu_us,
+            100.0 * ceiling.cpu_us / f.cpu_us,
         );
     }
     println!("total bench time {:.0} s", started.elapsed().as_secs_f64());
@@ -351,16 +370,9 @@ impl BenchServer {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Arc<dyn Store>>,
     {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("bench-server")
-            .enable_all()
-            .build()
-            .unwrap();
         let hsm_dir = tempfile::tempdir().unwrap();
         let hsm = Arc::new(SoftwareHsm::open_or_create(&hsm_dir.path().join("hsm.key")).unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let addr = rt.block_on(async move {
+        Self::serve(hsm_dir, || async move {
             let store = store().await;
             let config = ServiceConfig {
                 server_id: SERVER_ID.into(),
@@ -371,7 +383,25 @@ impl BenchServer {
                 .await
                 .map_err(|e| e.message)
                 .unwrap();
-            let router = sealpost_server::routes::router(Arc::new(service));
+            sealpost_server::routes::router(Arc::new(service))
+        })
+    }
+
+    /// Serves the router `make` builds (on the runtime) like the server binary does.
+    fn serve<F, Fut>(hsm_dir: tempfile::TempDir, make: F) -> Self
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = axum::Router>,
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-server")
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let addr = rt.block_on(async move {
+            let router = make().await;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             tokio::spawn(sealpost_server::tls::serve(listener, None, router, async {
@@ -530,6 +560,17 @@ fn full_path(
     postgres: Option<&sealpost_testkit::postgres::PostgresCluster>,
 ) -> FullPath {
     println!("\n== (b) full path over HTTP: {label}, server on 1 worker thread ==");
+    logins_over_http(server, secs, postgres, true)
+}
+
+/// The three measured phases of logins (closed loop, 50 % and 80 % of capacity) and,
+/// with `transport`, the same rates of bare HTTP.
+fn logins_over_http(
+    server: &BenchServer,
+    secs: f64,
+    postgres: Option<&sealpost_testkit::postgres::PostgresCluster>,
+    transport: bool,
+) -> FullPath {
     let t = Instant::now();
     let mut clients = Clients::spawn(&server.url());
     println!(
@@ -578,7 +619,7 @@ fn full_path(
     // the same router, middleware, runtime and sockets, and no other work. What a login
     // costs beyond this and the floor is the store, the HSM, JSON and the logs.
     let mut http = Vec::new();
-    for share in [1.0, 0.5, 0.8] {
+    for share in [1.0, 0.5, 0.8].into_iter().filter(|_| transport) {
         let cpu = ProcessTime::now();
         let r = clients.ping(secs, Some(capacity * share));
         let cpu_s = cpu.elapsed().as_secs_f64();
@@ -598,8 +639,191 @@ fn full_path(
     FullPath {
         cpu_us,
         p99_ms_at_half: half.both_ms[2],
-        http_us: http.iter().sum::<f64>() / http.len() as f64,
+        http_us: http.iter().sum::<f64>() / http.len().max(1) as f64,
     }
+}
+
+// ---------------------------------------------------------------- (b') the ceiling
+
+/// A reference server for the same four calls that does only what no server of this API
+/// can skip: the bare OPAQUE steps (as in the floor), JSON in and out, and the same HTTP
+/// stack (axum, hyper, `sealpost_server::tls::serve`, one worker thread). Records,
+/// pending logins and blobs live in maps in memory: nothing is charged, sealed, logged
+/// or stored. Its CPU per login is the best any server speaking this API over HTTP could
+/// do on this machine, so `floor / ceiling` is the highest full/floor ratio there is to
+/// reach, and `ceiling → full path` is what our store, HSM layer and logs cost.
+struct Ceiling {
+    keys: ServerKeys,
+    accounts: std::sync::Mutex<std::collections::HashMap<String, CeilingAccount>>,
+    /// Pending id → (user, state).
+    pending: std::sync::Mutex<std::collections::HashMap<String, (String, Vec<u8>)>>,
+}
+
+/// What the ceiling keeps of an account.
+struct CeilingAccount {
+    record: Vec<u8>,
+    cloud_wrap: Vec<u8>,
+    settings: Vec<u8>,
+}
+
+type CeilingState = axum::extract::State<Arc<Ceiling>>;
+type CeilingError = (axum::http::StatusCode, String);
+
+fn ceiling_bad(e: impl std::fmt::Display) -> CeilingError {
+    (axum::http::StatusCode::BAD_REQUEST, e.to_string())
+}
+
+impl Ceiling {
+    fn router() -> axum::Router {
+        use axum::routing::post;
+        let (keys, _) = ServerKeys::generate().unwrap();
+        let state = Arc::new(Self {
+            keys,
+            accounts: Default::default(),
+            pending: Default::default(),
+        });
+        axum::Router::new()
+            .route("/v1/register/start", post(Self::register_start))
+            .route("/v1/register/finish", post(Self::register_finish))
+            .route("/v1/login/start", post(Self::login_start))
+            .route("/v1/login/finish", post(Self::login_finish))
+            .with_state(state)
+    }
+
+    /// The user's OPRF key material: an HMAC under a seed in memory, as in the floor.
+    fn key_material(user: &str) -> sealpost_crypto::SecretBytes<32> {
+        let mut mac = Hmac::<Sha512>::new_from_slice(&[7u8; 64]).unwrap();
+        mac.update(&opaque::oprf_hmac_message(user.as_bytes()));
+        let out: [u8; 64] = mac.finalize().into_bytes().into();
+        opaque::key_material_from_hmac(&out)
+    }
+
+    fn id() -> String {
+        format!("{:032x}", OsRng.r#gen::<u128>())
+    }
+
+    async fn register_start(
+        axum::extract::State(c): CeilingState,
+        axum::Json(req): axum::Json<proto::RegisterStart>,
+    ) -> Result<axum::Json<proto::RegisterStarted>, CeilingError> {
+        let response = opaque::server_registration_start(
+            &c.keys,
+            &Self::key_material(&req.user),
+            req.registration_request.as_slice(),
+        )
+        .map_err(ceiling_bad)?;
+        let id = Self::id();
+        c.pending
+            .lock()
+            .unwrap()
+            .insert(id.clone(), (req.user, Vec::new()));
+        Ok(axum::Json(proto::RegisterStarted {
+            registration_id: id,
+            registration_response: proto::Bytes(response),
+        }))
+    }
+
+    async fn register_finish(
+        axum::extract::State(c): CeilingState,
+        axum::Json(req): axum::Json<proto::RegisterFinish>,
+    ) -> Result<axum::http::StatusCode, CeilingError> {
+        let (user, _) = c
+            .pending
+            .lock()
+            .unwrap()
+            .remove(&req.registration_id)
+            .ok_or_else(|| ceiling_bad("no such registration"))?;
+        let record = opaque::server_registration_finish(req.registration_upload.as_slice())
+            .map_err(ceiling_bad)?;
+        c.accounts.lock().unwrap().insert(
+            user,
+            CeilingAccount {
+                record,
+                cloud_wrap: req.cloud_wrap.0,
+                settings: req.settings.0,
+            },
+        );
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    }
+
+    async fn login_start(
+        axum::extract::State(c): CeilingState,
+        axum::Json(req): axum::Json<proto::LoginStart>,
+    ) -> Result<axum::Json<proto::LoginStarted>, CeilingError> {
+        let record = c
+            .accounts
+            .lock()
+            .unwrap()
+            .get(&req.user)
+            .map(|a| a.record.clone());
+        let ids = Ids {
+            user: req.user.as_bytes(),
+            server: SERVER_ID.as_bytes(),
+        };
+        let (state, ke2) = opaque::server_login_start(
+            &c.keys,
+            &Self::key_material(&req.user),
+            record.as_deref(),
+            req.credential_request.as_slice(),
+            ids,
+        )
+        .map_err(ceiling_bad)?;
+        let id = Self::id();
+        c.pending
+            .lock()
+            .unwrap()
+            .insert(id.clone(), (req.user, state.0.clone()));
+        Ok(axum::Json(proto::LoginStarted {
+            login_id: id,
+            credential_response: proto::Bytes(ke2),
+        }))
+    }
+
+    async fn login_finish(
+        axum::extract::State(c): CeilingState,
+        axum::Json(req): axum::Json<proto::LoginFinish>,
+    ) -> Result<axum::Json<proto::LoginFinished>, CeilingError> {
+        let (user, state) = c
+            .pending
+            .lock()
+            .unwrap()
+            .remove(&req.login_id)
+            .ok_or_else(|| ceiling_bad("no such login"))?;
+        let ids = Ids {
+            user: user.as_bytes(),
+            server: SERVER_ID.as_bytes(),
+        };
+        let session_key =
+            opaque::server_login_finish(&state, req.credential_finalization.as_slice(), ids)
+                .map_err(ceiling_bad)?;
+        std::hint::black_box(opaque::session_token(&session_key));
+        let (cloud_wrap, settings) = c
+            .accounts
+            .lock()
+            .unwrap()
+            .get(&user)
+            .map(|a| (a.cloud_wrap.clone(), a.settings.clone()))
+            .ok_or_else(|| ceiling_bad("no such account"))?;
+        Ok(axum::Json(proto::LoginFinished {
+            expires_at: 0,
+            failed_attempts: 0,
+            cloud_wrap: proto::Bytes(cloud_wrap),
+            settings: proto::Settings {
+                version: 1,
+                blob: proto::Bytes(settings),
+            },
+        }))
+    }
+}
+
+/// Figure (b'): CPU µs per login of the ceiling server, at the same three rates.
+fn ceiling(secs: f64) -> FullPath {
+    println!(
+        "\n== (b') ceiling: the same calls over the same HTTP stack, bare OPAQUE steps and \
+         JSON only, nothing stored (1 worker thread) =="
+    );
+    let server = BenchServer::serve(tempfile::tempdir().unwrap(), || async { Ceiling::router() });
+    logins_over_http(&server, secs, None, false)
 }
 
 // ---------------------------------------------------------------- the clients' process
