@@ -68,6 +68,11 @@ const READERS: usize = 4;
 /// The most write jobs one transaction takes.
 pub const MAX_BATCH: usize = 256;
 
+/// Batches of more jobs than this do not wait for company: when the writer is the
+/// bottleneck, the jobs pile up during each commit anyway, and waiting would only idle
+/// it.
+const GATHER_BELOW: usize = 8;
+
 /// Under load, how long a batch that must be flushed waits for company (see [`gather`]).
 const GATHER_DURABLE: Duration = Duration::from_micros(500);
 
@@ -363,12 +368,13 @@ fn write_batches(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn Write>>) {
     let mut batch: Vec<Box<dyn Write>> = Vec::with_capacity(MAX_BATCH);
     // The connection was opened with synchronous=FULL.
     let mut flushing = true;
-    // Whether the previous batch had company: then more writes are on their way.
+    // Whether the previous batch had company but not a crowd: then more writes are on
+    // their way, and they are worth waiting for.
     let mut busy = false;
     while let Ok(first) = queue.recv() {
         batch.push(first);
         gather(queue, &mut batch, busy);
-        busy = batch.len() > 1;
+        busy = (2..=GATHER_BELOW).contains(&batch.len());
         let committed = run_batch(&mut conn, &mut flushing, &mut batch);
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = batch.len(), "a SQLite write batch failed");
@@ -379,8 +385,8 @@ fn write_batches(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn Write>>) {
     }
 }
 
-/// Takes the jobs waiting behind the first (up to [`MAX_BATCH`]). Under load (`busy`:
-/// the previous batch had more than one job) it first lets more arrive, as PostgreSQL's
+/// Takes the jobs waiting behind the first (up to [`MAX_BATCH`]). Under moderate load
+/// (`busy`: the previous batch had 2 to [`GATHER_BELOW`] jobs) it first lets more arrive, as PostgreSQL's
 /// `commit_delay` does: for [`GATHER_DURABLE`] if the batch must be flushed, so that one
 /// fsync serves more writes, or [`GATHER_LAZY`] if it holds only lazy writes, so that
 /// they can ride along with a flushed batch instead of costing a commit of their own. It
