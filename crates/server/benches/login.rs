@@ -44,8 +44,9 @@
 //! `cpu_time::ProcessTime`) during a phase is the server's and nothing else's; CPU per
 //! login is that over the logins the clients completed in the phase. "Logins per second
 //! per core" is its inverse; the summary's figure is the mean of the three phases (closed
-//! loop, 50 % and 80 % of capacity), and "full/floor" is floor CPU over full-path CPU. PostgreSQL's own processes are measured apart (from
-//! `/proc/<pid>/stat`) and shown beside.
+//! loop, 50 % and 80 % of capacity), and "full/floor" is floor CPU over full-path CPU.
+//! PostgreSQL's own processes are measured apart (from `/proc/<pid>/stat`) and shown
+//! beside.
 //!
 //! To show where the rest goes, the same clients then run bare HTTP at the same three
 //! rates: two `GET /v1/health` round trips per "login" through the same router,

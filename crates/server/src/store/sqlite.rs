@@ -32,10 +32,11 @@
 //! undo logs cost more than most writes; see `run_batch`). Under load the thread first
 //! sleeps a moment to let more jobs arrive (`gather`): at 2,000 logins/s that halves the
 //! fsyncs and wake-ups per login. This is what makes SQLite keep up
-//! (`benches/login.rs`); alone, a write waits for nothing and is one transaction. Plain
-//! point reads run on the calling thread, on one of a few `query_only`
-//! reader connections, each behind a [`std::sync::Mutex`] held for the one statement:
-//! in WAL mode a reader never waits for a writer, and a lookup by primary key takes
+//! (`benches/login.rs`); alone, a write waits for nothing and is one transaction.
+//!
+//! Plain point reads run on the calling thread, on one of a few `query_only` reader
+//! connections, each behind a [`std::sync::Mutex`] held for the one statement: in WAL
+//! mode a reader never waits for a writer, and a lookup by primary key takes
 //! microseconds, less than handing it to another thread would.
 //!
 //! Expiry: a session or login state is alive while `now <= expires_at` ("Unix seconds
@@ -386,12 +387,12 @@ fn write_batches(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn Write>>) {
 }
 
 /// Takes the jobs waiting behind the first (up to [`MAX_BATCH`]). Under moderate load
-/// (`busy`: the previous batch had 2 to [`GATHER_BELOW`] jobs) it first lets more arrive, as PostgreSQL's
-/// `commit_delay` does: for [`GATHER_DURABLE`] if the batch must be flushed, so that one
-/// fsync serves more writes, or [`GATHER_LAZY`] if it holds only lazy writes, so that
-/// they can ride along with a flushed batch instead of costing a commit of their own. It
-/// sleeps rather than waking for each arrival, so the writers hand over their jobs
-/// without a wake-up. Alone, a write waits for nothing.
+/// (`busy`: the previous batch had 2 to [`GATHER_BELOW`] jobs) it first lets more
+/// arrive, as PostgreSQL's `commit_delay` does: for [`GATHER_DURABLE`] if the batch must
+/// be flushed, so that one fsync serves more writes, or [`GATHER_LAZY`] if it holds only
+/// lazy writes, so that they can ride along with a flushed batch instead of costing a
+/// commit of their own. It sleeps rather than waking for each arrival, so the writers
+/// hand over their jobs without a wake-up. Alone, a write waits for nothing.
 fn gather(queue: &mpsc::Receiver<Box<dyn Write>>, batch: &mut Vec<Box<dyn Write>>, busy: bool) {
     drain(queue, batch);
     if busy && batch.len() < MAX_BATCH {
