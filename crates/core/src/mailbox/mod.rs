@@ -376,6 +376,18 @@ impl MailAccount {
         c.timeout = NETWORK_TIMEOUT;
         Ok(c)
     }
+
+    /// Logs in to IMAP (listing the folders) and to SMTP with `creds`, without sending.
+    pub async fn check(&self, creds: &sealpost_mail::Credentials) -> Result<(), CoreError> {
+        sealpost_mail::autoconfig::check_account(
+            &self.imap_config()?,
+            creds,
+            &self.smtp_config()?,
+            creds,
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 fn server_from(host: String, port: i64, security: &str) -> Server {
@@ -528,15 +540,7 @@ impl<'u> Mailbox<'u> {
 
     /// Logs in to IMAP (listing the folders) and to SMTP, without sending.
     pub async fn test_account(&self, account: &MailAccount) -> Result<(), CoreError> {
-        let creds = self.credentials(account).await?;
-        sealpost_mail::autoconfig::check_account(
-            &account.imap_config()?,
-            &creds,
-            &account.smtp_config()?,
-            &creds,
-        )
-        .await?;
-        Ok(())
+        account.check(&self.credentials(account).await?).await
     }
 
     // ------------------------------------------------------------------ reading

@@ -510,14 +510,7 @@ pub async fn checked_account(
         smtp: new.smtp.clone(),
         extra_roots_pem: new.extra_roots_pem.clone(),
     };
-    let creds = grant.credentials(&new.login);
-    sealpost_mail::autoconfig::check_account(
-        &probe.imap_config()?,
-        &creds,
-        &probe.smtp_config()?,
-        &creds,
-    )
-    .await?;
+    probe.check(&grant.credentials(&new.login)).await?;
     Ok(new)
 }
 

@@ -582,15 +582,12 @@ impl Session {
                 smtp: new.smtp.clone(),
                 ..ctx.probe_account(new.imap.clone())
             };
-            let credentials =
-                sealpost_mail::Credentials::password(new.login.clone(), password.clone());
-            sealpost_mail::autoconfig::check_account(
-                &probe.imap_config()?,
-                &credentials,
-                &probe.smtp_config()?,
-                &credentials,
-            )
-            .await?;
+            probe
+                .check(&sealpost_mail::Credentials::password(
+                    new.login.clone(),
+                    password.clone(),
+                ))
+                .await?;
             let account =
                 Mailbox::open(&u, &ctx.clock)?.add_account(&new, &password, &ctx.clock)?;
             ctx.account_added(&u, &account)?;

@@ -147,14 +147,7 @@ impl Session {
                 &ctx.clock,
             )
             .await?;
-            let creds = grant.credentials(&account.login);
-            sealpost_mail::autoconfig::check_account(
-                &account.imap_config()?,
-                &creds,
-                &account.smtp_config()?,
-                &creds,
-            )
-            .await?;
+            account.check(&grant.credentials(&account.login)).await?;
             let mb = Mailbox::open(&u, &ctx.clock)?;
             mb.replace_oauth_grant(&account, &grant, &ctx.clock)?;
             drop(mb);
