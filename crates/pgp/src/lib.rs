@@ -133,8 +133,8 @@ pub use contact::contact_cert;
 pub use error::{DecryptFailure, PgpError};
 pub use key::KeyPair;
 pub use message::{
-    BadSignature, Decrypted, OpenContext, SignatureStatus, decrypt, encrypt, sign_detached,
-    verify_detached,
+    BadSignature, Decrypted, OpenContext, SignatureStatus, decrypt, decryptions, encrypt,
+    sign_detached, verify_detached,
 };
 pub use mime::{
     Attachment, EncryptionStatus, Mailbox, OpenedMail, OutgoingMail, PLACEHOLDER_SUBJECT,

@@ -239,11 +239,22 @@ pub fn sign_detached(data: &[u8], sender: &KeyPair, now: SystemTime) -> Result<V
     Ok(sink)
 }
 
+/// How many times [`decrypt`] ran in this process: every decryption of a message goes
+/// through it, so callers that promise to decrypt once (the mail reader's opened-message
+/// cache) can be held to it by a test.
+static DECRYPTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of [`decrypt`] runs in this process so far.
+pub fn decryptions() -> u64 {
+    DECRYPTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Decrypts an OpenPGP message (armored or binary) with our keys and checks its
 /// signatures against the known certificates. All or nothing: the plaintext is returned
 /// only when the whole message was read, is integrity-protected (SEIPD with MDC, or
 /// AEAD) and passed the check, and fits [`OpenContext::max_plaintext`].
 pub fn decrypt(ciphertext: &[u8], ctx: &OpenContext<'_>) -> Result<Decrypted, DecryptFailure> {
+    DECRYPTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dearmored = match crate::armor::dearmor_message(ciphertext) {
         Some(Ok(binary)) => Some(binary),
         Some(Err(e)) => return Err(DecryptFailure::Malformed(e)),
