@@ -31,6 +31,7 @@
 #[path = "../tests/e2e/driver.rs"]
 mod driver;
 
+use std::sync::Arc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,7 @@ const PASSWORD: &str = "tundra mosaic gravel whimsy plank";
 fn profile(dir: &Path, n: usize) {
     let pw = Password::new(PASSWORD).unwrap();
     let (u, _code) = vault::create(dir, "bench", &pw, &SystemClock).unwrap();
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let account = mb
         .add_account(
             &NewAccount {

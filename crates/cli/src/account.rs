@@ -3,15 +3,11 @@
 use std::path::Path;
 
 use clap::{Args, Subcommand};
-use sealpost_core::{SystemClock, sync, vault};
 
 use crate::PasswordSource;
 use crate::input::Input;
 use crate::output::Out;
-
-/// The sync server used when neither `--server` nor `SEALPOST_SERVER` says otherwise: the
-/// local one `scripts/run.sh` starts.
-const DEFAULT_SERVER: &str = "http://127.0.0.1:8443";
+use crate::shell::{DEFAULT_SERVER, Shell, device_name};
 
 #[derive(Args, Debug)]
 pub struct Remote {
@@ -22,16 +18,8 @@ pub struct Remote {
     #[arg(long)]
     user: String,
     /// This device's name, as the device list shows it.
-    #[arg(long, default_value_t = default_device_name())]
+    #[arg(long, default_value_t = device_name())]
     device_name: String,
-}
-
-fn default_device_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "this device".to_owned())
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,98 +77,82 @@ pub enum AccountCmd {
 }
 
 pub fn run(cmd: AccountCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
-    let clock = SystemClock;
     match cmd {
         AccountCmd::Create { remote, source } => {
+            let shell = remote_shell(dir, &remote)?;
             let mut input = Input::new(source.password_stdin);
             let pw = input.new_password("New password: ", "Repeat the password: ")?;
-            let (u, code) = sync::create_account(
-                dir,
-                &remote.server,
-                &remote.user,
-                &pw,
-                &remote.device_name,
-                &clock,
-            )?;
-            out.created(u.info(), &code)?;
+            let created = shell.run(shell.core.account().create(remote.user, pw))?;
+            shell.run(shell.core.profile().forget_recovery_code())?;
+            out.created(&created, &shell.run(shell.core.profile().facts())?)?;
+            shell.finish();
         }
         AccountCmd::Login { remote, source } => {
-            let mut input = Input::new(source.password_stdin);
-            let pw = input.password("Password: ")?;
-            let signed = sync::sign_in(
-                dir,
-                &remote.server,
-                &remote.user,
-                &pw,
-                &remote.device_name,
-                &clock,
-            )?;
-            out.signed_in(signed.unlocked.info(), signed.failed_attempts);
-        }
-        AccountCmd::Devices { source } => {
-            let (u, pw) = unlock(dir, &source)?;
-            out.devices(&sync::devices(&u, &pw, &clock)?);
-        }
-        AccountCmd::Revoke { device_id, source } => {
-            let (u, pw) = unlock(dir, &source)?;
-            sync::revoke_device(&u, &pw, &device_id, &clock)?;
-            out.message(&format!("revoked device {device_id}"));
-        }
-        AccountCmd::ChangePassword { source } => {
-            let mut input = Input::new(source.password_stdin);
-            let old = input.password("Current password: ")?;
-            let new = input.new_password("New password: ", "Repeat the new password: ")?;
-            let u = sync::change_password(dir, &old, &new, &clock)?;
-            out.ok(
-                "password changed on the server and on this device",
-                u.info(),
-            );
+            let shell = remote_shell(dir, &remote)?;
+            let pw = Input::new(source.password_stdin).password("Password: ")?;
+            let signed = shell.run(shell.core.account().sign_in(remote.user, pw))?;
+            out.signed_in(&signed, &shell.run(shell.core.profile().facts())?);
+            shell.finish();
         }
         AccountCmd::Recover { remote, source } => {
+            let shell = remote_shell(dir, &remote)?;
             let mut input = Input::new(source.password_stdin);
             let code = input.recovery_code("Recovery code: ")?;
             let new = input.new_password("New password: ", "Repeat the new password: ")?;
-            let signed = sync::recover(
-                dir,
-                &remote.server,
-                &remote.user,
-                &code,
-                &new,
-                &remote.device_name,
-                &clock,
-            )?;
-            out.signed_in(signed.unlocked.info(), signed.failed_attempts);
+            let signed = shell.run(shell.core.account().recover(remote.user, code, new))?;
+            out.signed_in(&signed, &shell.run(shell.core.profile().facts())?);
+            shell.finish();
+        }
+        AccountCmd::Devices { source } => {
+            let shell = Shell::open(dir, &source)?;
+            out.devices(&shell.run(shell.core.account().devices())?);
+            shell.finish();
+        }
+        AccountCmd::Revoke { device_id, source } => {
+            let shell = Shell::open(dir, &source)?;
+            shell.run(shell.core.account().revoke_device(device_id.clone()))?;
+            out.message(&format!("revoked device {device_id}"));
+            shell.finish();
+        }
+        AccountCmd::ChangePassword { source } => {
+            let mut input = Input::new(source.password_stdin);
+            let (shell, old) = Shell::unlocked(dir, &mut input)?;
+            let new = input.new_password("New password: ", "Repeat the new password: ")?;
+            shell.run(shell.core.profile().change_password(old, new))?;
+            out.facts(
+                "password changed on the server and on this device",
+                &shell.run(shell.core.profile().facts())?,
+            );
+            shell.finish();
         }
         AccountCmd::Sync { source } => {
-            let (u, pw) = unlock(dir, &source)?;
-            let report = sync::sync_settings(&u, &pw, &clock)?;
-            out.message(&format!(
-                "settings at version {}: {} pulled, {}",
-                report.version,
-                report.pulled.len(),
-                if report.pushed {
-                    "changes pushed"
-                } else {
-                    "nothing to push"
-                }
-            ));
+            let shell = Shell::open(dir, &source)?;
+            let synced = shell.run(shell.core.account().sync_settings())?;
+            out.value(
+                &serde_json::json!(synced),
+                &format!(
+                    "settings at version {}: {} pulled, {}",
+                    synced.version,
+                    synced.pulled,
+                    if synced.pushed {
+                        "changes pushed"
+                    } else {
+                        "nothing to push"
+                    }
+                ),
+            );
+            shell.finish();
         }
         AccountCmd::Unlock { source } => {
-            let (u, pw) = unlock(dir, &source)?;
-            sync::unlock_account(&u, &pw, &clock)?;
+            let shell = Shell::open(dir, &source)?;
+            shell.run(shell.core.account().unlock_account())?;
             out.message("the account is unlocked");
+            shell.finish();
         }
     }
     Ok(())
 }
 
-/// Unlocks the local profile; keeps the password, which signs in again when the session
-/// has expired.
-fn unlock(
-    dir: &Path,
-    source: &PasswordSource,
-) -> anyhow::Result<(vault::Unlocked, sealpost_crypto::Password)> {
-    let locked = vault::open(dir)?;
-    let pw = Input::new(source.password_stdin).password("Password: ")?;
-    Ok((locked.unlock(&pw)?, pw))
+fn remote_shell(dir: &Path, remote: &Remote) -> anyhow::Result<Shell> {
+    Shell::start(dir, Some(&remote.server), Some(&remote.device_name))
 }

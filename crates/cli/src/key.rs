@@ -7,15 +7,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Subcommand;
-use sealpost_core::keys::{self, ContactKey, KeySource, Observation};
-use sealpost_core::{SystemClock, sync, vault};
-use sealpost_pgp::{KeyPair, Passphrase};
+use sealpost_pgp::Passphrase;
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use crate::PasswordSource;
 use crate::input::Input;
 use crate::output::Out;
+use crate::shell::Shell;
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCmd {
@@ -128,96 +129,69 @@ pub enum KeyCmd {
     },
 }
 
-fn unlock(
-    dir: &Path,
-    input: &mut Input,
-) -> anyhow::Result<(vault::Unlocked, sealpost_crypto::Password)> {
-    let locked = vault::open(dir)?;
-    let pw = input.password("Password: ")?;
-    Ok((locked.unlock(&pw)?, pw))
-}
-
-fn key_json(key: &KeyPair) -> anyhow::Result<serde_json::Value> {
-    let now = std::time::SystemTime::now();
-    let expires = key
-        .expiration(now)?
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs());
-    Ok(json!({
-        "fingerprint": key.fingerprint().to_hex(),
-        "addresses": key.addresses(now),
-        "expiresAt": expires,
-    }))
-}
-
-fn contact_json(c: &ContactKey) -> serde_json::Value {
-    json!({
-        "address": c.address,
-        "fingerprint": c.current.fingerprint,
-        "source": c.current.source,
-        "firstSeen": c.current.first_seen,
-        "lastSeen": c.current.last_seen,
-        "confirmed": c.confirmed,
-        "pendingFingerprint": c.pending.as_ref().map(|p| p.fingerprint.clone()),
-    })
-}
-
-pub(crate) fn observation_json(o: &Observation) -> serde_json::Value {
-    match o {
-        Observation::New => json!({ "observation": "new" }),
-        Observation::Known => json!({ "observation": "known" }),
-        Observation::Changed { current, offered } => json!({
-            "observation": "changed",
-            "current": current,
-            "offered": offered,
-        }),
-    }
-}
-
 fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 pub fn run(cmd: KeyCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
-    let clock = SystemClock;
+    match cmd {
+        KeyCmd::Generate { .. }
+        | KeyCmd::Show { .. }
+        | KeyCmd::ExportPublic { .. }
+        | KeyCmd::ExportSecret { .. }
+        | KeyCmd::Import { .. } => own(cmd, dir, out),
+        KeyCmd::Publish { .. }
+        | KeyCmd::Confirm { .. }
+        | KeyCmd::Lookup { .. }
+        | KeyCmd::Wkd { .. } => directory(cmd, dir, out),
+        KeyCmd::AddContact { .. }
+        | KeyCmd::Contacts { .. }
+        | KeyCmd::Accept { .. }
+        | KeyCmd::Verify { .. } => contacts(cmd, dir, out),
+    }
+}
+
+/// The own key: made, shown, exported, imported.
+fn own(cmd: KeyCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
     match cmd {
         KeyCmd::Generate {
             name,
             addresses,
             source,
         } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
-            let key = keys::ensure_own_key(&u, &name, &addresses, &clock)?;
-            out.value(&key_json(&key)?, &format!("key {}", key.fingerprint()));
+            let shell = Shell::open(dir, &source)?;
+            let key = shell.run(shell.core.keys().generate(name, addresses))?;
+            out.value(&json!(key), &format!("key {}", key.fingerprint));
+            shell.finish();
         }
         KeyCmd::Show { source } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let key = keys::own_key(&u, &clock)?.ok_or(sealpost_core::CoreError::NoOwnKey)?;
-            let v = key_json(&key)?;
-            out.value(&v, &format!("key {}\n{}", key.fingerprint(), v));
+            let shell = Shell::open(dir, &source)?;
+            let key = shell
+                .run(shell.core.keys().mine())?
+                .ok_or(sealpost_core::CoreError::NoOwnKey)?;
+            let v = json!(key);
+            out.value(&v, &format!("key {}\n{v}", key.fingerprint));
         }
         KeyCmd::ExportPublic { source } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let key = keys::own_key(&u, &clock)?.ok_or(sealpost_core::CoreError::NoOwnKey)?;
-            out.raw(key.public_armored()?.as_bytes())?;
+            let shell = Shell::open(dir, &source)?;
+            out.raw(shell.run(shell.core.keys().export_public())?.as_bytes())?;
         }
         KeyCmd::ExportSecret { file, source } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let (armored, passphrase) = keys::export_own_key(&u, &clock)?;
+            let shell = Shell::open(dir, &source)?;
+            let exported = shell.run(shell.core.keys().export_secret())?;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&file)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", file.display()))?;
-            f.write_all(armored.as_bytes())?;
+                .with_context(|| format!("cannot create {}", file.display()))?;
+            f.write_all(exported.armored.as_bytes())?;
             f.sync_all()?;
+            let passphrase = exported.passphrase.expose();
             out.value(
-                &json!({ "file": file, "passphrase": passphrase.expose() }),
+                &json!({ "file": file, "passphrase": passphrase }),
                 &format!(
-                    "wrote {}; its passphrase (shown once, keep it apart from the file):\n{}",
+                    "wrote {}; its passphrase (shown once, keep it apart from the file):\n{passphrase}",
                     file.display(),
-                    passphrase.expose()
                 ),
             );
         }
@@ -227,31 +201,39 @@ pub fn run(cmd: KeyCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
             replace,
             source,
         } => {
-            let data = read_file(&file)?;
+            let data = Zeroizing::new(read_file(&file)?);
             let mut input = Input::new(source.password_stdin);
-            let (u, _) = unlock(dir, &mut input)?;
+            let (shell, _) = Shell::unlocked(dir, &mut input)?;
             let passphrase = if protected {
                 let p = input.password("Key passphrase: ")?;
                 Some(Passphrase::new(p.expose().to_owned()))
             } else {
                 None
             };
-            let key = keys::import_own_key(&u, &data, passphrase.as_ref(), replace, &clock)?;
-            out.value(
-                &key_json(&key)?,
-                &format!("imported key {}", key.fingerprint()),
-            );
+            let key = shell.run(shell.core.keys().import(data, passphrase, replace))?;
+            out.value(&json!(key), &format!("imported key {}", key.fingerprint));
+            shell.finish();
         }
+        other => anyhow::bail!("internal error: {other:?} reached the wrong handler"),
+    }
+    Ok(())
+}
+
+/// The key directory and WKD.
+fn directory(cmd: KeyCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
+    match cmd {
         KeyCmd::Publish { address, source } => {
-            let (u, pw) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let claimed = sync::publish_key(&u, &pw, &address, &clock)?;
+            let shell = Shell::open(dir, &source)?;
+            let pending = shell.run(shell.core.keys().publish(address))?;
             out.value(
-                &json!({ "address": address, "expiresAt": claimed.expires_at }),
+                &json!(pending),
                 &format!(
-                    "a proof mail is on its way to {address}; Sealpost confirms it when it \
-                     reads that mailbox (or run `sealpost key confirm --mail FILE`)"
+                    "a proof mail is on its way to {}; Sealpost confirms it when it reads that \
+                     mailbox (`sealpost mail sync`), or run `sealpost key confirm --mail FILE`",
+                    pending.address
                 ),
             );
+            shell.finish();
         }
         KeyCmd::Confirm {
             token,
@@ -260,84 +242,86 @@ pub fn run(cmd: KeyCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
         } => {
             let token = match (token, mail) {
                 (Some(t), _) => t,
-                (None, Some(path)) => sync::directory_token(&read_file(&path)?)
-                    .ok_or_else(|| anyhow::anyhow!("{} is not a proof mail", path.display()))?,
+                (None, Some(path)) => sealpost_core::api::directory_token(&read_file(&path)?)
+                    .with_context(|| format!("{} is not a proof mail", path.display()))?,
                 (None, None) => anyhow::bail!("give the token or --mail FILE"),
             };
-            let (u, pw) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let entry = sync::confirm_published_key(&u, &pw, &token, &clock)?;
+            let shell = Shell::open(dir, &source)?;
+            let published = shell.run(shell.core.keys().confirm(token))?;
             out.value(
-                &json!({ "address": entry.address, "publishedAt": entry.published_at }),
-                &format!("published the key for {}", entry.address),
+                &json!(published),
+                &format!("published the key for {}", published.address),
             );
+            shell.finish();
         }
         KeyCmd::Lookup { address, source } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            match sync::lookup_directory(&u, &address, &clock)? {
-                Some(o) => {
-                    let c = keys::contact(&u, &address)?;
-                    let mut v = observation_json(&o);
-                    if let (Some(map), Some(c)) = (v.as_object_mut(), c) {
-                        map.insert("contact".into(), contact_json(&c));
-                    }
-                    out.value(&v, &v.to_string());
-                }
-                None => anyhow::bail!("no key is published for {address}"),
-            }
+            let shell = Shell::open(dir, &source)?;
+            let found = shell
+                .run(shell.core.keys().lookup(address.clone()))?
+                .with_context(|| format!("no key is published for {address}"))?;
+            let v = json!(found);
+            out.value(&v, &v.to_string());
+            shell.finish();
         }
         KeyCmd::Wkd { address, source } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let client = sealpost_core::wkd::WkdClient::new()?;
-            match sealpost_core::wkd::lookup(&u, &client, &address, &clock)? {
-                Some(o) => {
-                    let v = observation_json(&o);
-                    out.value(&v, &v.to_string());
-                }
-                None => anyhow::bail!("{address}'s domain publishes no key for it"),
-            }
+            let shell = Shell::open(dir, &source)?;
+            let found = shell
+                .run(shell.core.keys().wkd(address.clone()))?
+                .with_context(|| format!("{address}'s domain publishes no key for it"))?;
+            let v = json!(found);
+            out.value(&v, &v.to_string());
+            shell.finish();
         }
+        other => anyhow::bail!("internal error: {other:?} reached the wrong handler"),
+    }
+    Ok(())
+}
+
+/// Contacts' keys.
+fn contacts(cmd: KeyCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
+    match cmd {
         KeyCmd::AddContact {
             address,
             file,
             source,
         } => {
             let data = read_file(&file)?;
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let o = keys::observe_key(&u, &address, &data, KeySource::Manual, &clock)?;
-            let v = observation_json(&o);
+            let shell = Shell::open(dir, &source)?;
+            let seen = shell.run(shell.core.keys().add_contact(address, data))?;
+            let v = json!(seen);
             out.value(&v, &v.to_string());
+            shell.finish();
         }
         KeyCmd::Contacts { source } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let all: Vec<serde_json::Value> =
-                keys::contacts(&u)?.iter().map(contact_json).collect();
+            let shell = Shell::open(dir, &source)?;
+            let all = shell.run(shell.core.keys().contacts())?;
             let text = all
                 .iter()
-                .map(|c| c.to_string())
+                .map(|c| json!(c).to_string())
                 .collect::<Vec<_>>()
                 .join("\n");
             out.value(&json!(all), &text);
         }
         KeyCmd::Accept { address, source } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let c = keys::accept_changed_key(&u, &address, &clock)?;
-            out.value(
-                &contact_json(&c),
-                &format!("{address} now uses {}", c.current.fingerprint),
-            );
+            let shell = Shell::open(dir, &source)?;
+            let c = shell.run(shell.core.keys().accept(address.clone()))?;
+            out.value(&json!(c), &format!("{address} now uses {}", c.fingerprint));
+            shell.finish();
         }
         KeyCmd::Verify {
             address,
             fingerprint,
             source,
         } => {
-            let (u, _) = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let c = keys::confirm_contact_key(&u, &address, &fingerprint, &clock)?;
+            let shell = Shell::open(dir, &source)?;
+            let c = shell.run(shell.core.keys().verify(address.clone(), fingerprint))?;
             out.value(
-                &contact_json(&c),
-                &format!("confirmed {} for {address}", c.current.fingerprint),
+                &json!(c),
+                &format!("confirmed {} for {address}", c.fingerprint),
             );
+            shell.finish();
         }
+        other => anyhow::bail!("internal error: {other:?} reached the wrong handler"),
     }
     Ok(())
 }

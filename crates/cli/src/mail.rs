@@ -1,7 +1,6 @@
-//! `sealpost mail …`: mail on this profile, through the core's mail engine
-//! (`sealpost_core::mailbox`): accounts, sync, the list, reading, sending through the
-//! outbox, search. `mail open` is the app's read path on one message file: decrypt,
-//! verify, and print what the reader would show.
+//! `sealpost mail …`: mail on this profile through the core's API: accounts, sync, the
+//! list, reading, sending through the outbox, search. `mail read` and `mail open` print
+//! the reader's view, the same as the app's.
 //!
 //! Standard input, with `--password-stdin`: the profile password on the first line,
 //! then the mail password (`account add` without `--oauth`); `send` reads the body from
@@ -11,27 +10,22 @@
 //! password: the address to open is printed on standard error (and the browser is
 //! tried), and the command waits for the browser to come back to it.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sealpost_core::keys::{self, KeySource, Keyring};
-use sealpost_core::mailbox::oauth::{self as mail_oauth, AccountAuth, OAuthApp, OAuthChoice};
-use sealpost_core::mailbox::{
-    Compose, MailAccount, Mailbox as MailStore, MessageState, MessageSummary, NewAccount,
-};
-use sealpost_core::{CoreError, SystemClock, vault};
-use sealpost_mail::{Secret, Server};
-use sealpost_pgp::{
-    BadSignature, EncryptionStatus, Mailbox, OpenedMail, SignatureStatus, open_mail,
+use sealpost_core::CoreError;
+use sealpost_core::api::{
+    ComposeRequest, MAX_PAGE, MessageState, MessageSummary, MessageView, parse_flag,
 };
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::PasswordSource;
 use crate::input::Input;
+use crate::mail_account::account;
 use crate::output::Out;
+use crate::shell::Shell;
 
 #[derive(Subcommand, Debug)]
 pub enum MailCmd {
@@ -59,6 +53,12 @@ pub enum MailCmd {
         /// The folder (its IMAP name).
         #[arg(long, default_value = "INBOX")]
         folder: String,
+        /// How many rows (at most 500).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Where the rows start (0: the newest).
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
         #[command(flatten)]
         which: Which,
         #[command(flatten)]
@@ -129,6 +129,8 @@ pub enum MailCmd {
         /// The words.
         #[arg(required = true)]
         words: Vec<String>,
+        #[command(flatten)]
+        which: Which,
         #[command(flatten)]
         source: PasswordSource,
     },
@@ -223,276 +225,7 @@ pub enum AccountCmd {
 pub struct Which {
     /// The account's address (default: the only account).
     #[arg(long)]
-    account: Option<String>,
-}
-
-fn mailbox(m: &Mailbox) -> serde_json::Value {
-    json!({ "name": m.name, "address": m.address })
-}
-
-fn bad_reason(r: &BadSignature) -> &'static str {
-    match r {
-        BadSignature::Invalid => "invalid",
-        BadSignature::UnknownKey => "unknown_key",
-        BadSignature::NotFromSender => "not_from_sender",
-        BadSignature::NoSender => "no_sender",
-        BadSignature::Expired => "expired",
-        BadSignature::Revoked => "revoked",
-        BadSignature::InvalidKey => "invalid_key",
-        BadSignature::SeveralSignatures => "several_signatures",
-        _ => "other",
-    }
-}
-
-/// The status a UI shows, in words and as a stable code.
-pub(crate) fn signature_json(s: &SignatureStatus) -> serde_json::Value {
-    match s {
-        SignatureStatus::Verified { signer } => json!({
-            "status": "verified", "signer": signer.to_hex(),
-        }),
-        SignatureStatus::ValidUnconfirmed { signer } => json!({
-            "status": "valid_unconfirmed", "signer": signer.to_hex(),
-        }),
-        SignatureStatus::Bad { reason, signer } => json!({
-            "status": "bad",
-            "reason": bad_reason(reason),
-            "signer": signer.as_ref().map(|f| f.to_hex()),
-        }),
-        SignatureStatus::Unsigned => json!({ "status": "unsigned" }),
-        // A status this build does not know is never shown as good.
-        _ => json!({ "status": "bad", "reason": "other" }),
-    }
-}
-
-fn encryption_json(e: &EncryptionStatus) -> serde_json::Value {
-    match e {
-        EncryptionStatus::Encrypted => json!({ "status": "encrypted" }),
-        EncryptionStatus::NotEncrypted => json!({ "status": "not_encrypted" }),
-        EncryptionStatus::CannotDecrypt(why) => json!({
-            "status": "cannot_decrypt", "reason": why.to_string(),
-        }),
-    }
-}
-
-fn opened_json(m: &OpenedMail) -> serde_json::Value {
-    json!({
-        "subject": m.subject,
-        "subjectProtected": m.subject_protected,
-        "from": m.from.as_ref().map(mailbox),
-        "to": m.to.iter().map(mailbox).collect::<Vec<_>>(),
-        "cc": m.cc.iter().map(mailbox).collect::<Vec<_>>(),
-        "date": m.date,
-        "messageId": m.message_id,
-        "text": m.text,
-        "html": m.html,
-        "attachments": m.attachments.iter().map(|a| json!({
-            "name": a.name, "contentType": a.content_type, "size": a.data.len(),
-        })).collect::<Vec<_>>(),
-        "encryption": encryption_json(&m.encryption),
-        "signature": signature_json(&m.signature),
-    })
-}
-
-fn summary(m: &OpenedMail) -> String {
-    let signature = match &m.signature {
-        SignatureStatus::Verified { signer } => format!("signed, key confirmed ({signer})"),
-        SignatureStatus::ValidUnconfirmed { signer } => {
-            format!("signed by a key not yet confirmed ({signer})")
-        }
-        SignatureStatus::Bad { reason, .. } => format!("BAD signature ({})", bad_reason(reason)),
-        SignatureStatus::Unsigned => "not signed".into(),
-        _ => "BAD signature".into(),
-    };
-    let encryption = match &m.encryption {
-        EncryptionStatus::Encrypted => "encrypted".to_owned(),
-        EncryptionStatus::NotEncrypted => "not encrypted".to_owned(),
-        EncryptionStatus::CannotDecrypt(why) => format!("cannot decrypt: {why}"),
-    };
-    format!(
-        "From: {}\nSubject: {}\n[{encryption}; {signature}]\n\n{}",
-        m.from.as_ref().map_or(String::new(), |f| f.address.clone()),
-        m.subject.as_deref().unwrap_or(""),
-        m.text.as_deref().unwrap_or("")
-    )
-}
-
-pub fn run(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
-    let clock = SystemClock;
-    match cmd {
-        MailCmd::Open { file, source } => {
-            let raw = std::fs::read(&file)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            let u = vault::open(dir)?
-                .unlock(&Input::new(source.password_stdin).password("Password: ")?)?;
-            let ring = Keyring::load(&u, &clock)?;
-            let opened = open_mail(&raw, &ring.context(keys::system_time(&clock)))?;
-            let mut v = opened_json(&opened);
-            if let (Some(ac), Some(map)) = (&opened.autocrypt, v.as_object_mut()) {
-                let bytes = sealpost_pgp::contact::public_bytes(&ac.cert)?;
-                let seen = keys::observe_key(&u, &ac.addr, &bytes, KeySource::Autocrypt, &clock);
-                let mut a = match &seen {
-                    Ok(o) => crate::key::observation_json(o),
-                    Err(e) => json!({ "observation": "refused", "reason": e.to_string() }),
-                };
-                if let Some(am) = a.as_object_mut() {
-                    am.insert("addr".into(), json!(ac.addr));
-                    am.insert("fingerprint".into(), json!(ac.fingerprint().to_hex()));
-                }
-                map.insert("autocrypt".into(), a);
-            }
-            out.value(&v, &summary(&opened));
-        }
-        other => engine(other, dir, out)?,
-    }
-    Ok(())
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn unlock(dir: &Path, input: &mut Input) -> anyhow::Result<vault::Unlocked> {
-    Ok(vault::open(dir)?.unlock(&input.password("Password: ")?)?)
-}
-
-/// The mail password: a line of standard input, or the terminal without echo. Not
-/// normalised (the server compares bytes).
-fn mail_password(from_stdin: bool, address: &str) -> anyhow::Result<Secret> {
-    let mut line = Zeroizing::new(String::new());
-    if from_stdin {
-        let n = std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the mail password from standard input")?;
-        if n == 0 {
-            bail!("expected the mail password on standard input, found the end of input");
-        }
-        while line.ends_with('\n') || line.ends_with('\r') {
-            line.pop();
-        }
-    } else {
-        line = Zeroizing::new(
-            rpassword::prompt_password(format!("Mail password for {address}: "))
-                .context("cannot read the mail password from the terminal; use --password-stdin")?,
-        );
-    }
-    Ok(Secret::new(line.as_str()))
-}
-
-/// Where `mail account add` looks for settings: the usual places, trusting the
-/// account's extra CA too. [`AUTOCONFIG_URL_ENV`] replaces the places with one URL
-/// template (tests serve the document from loopback).
-fn discovery(extra_roots_pem: &str) -> anyhow::Result<sealpost_mail::autoconfig::Discovery> {
-    let mut d = sealpost_mail::autoconfig::Discovery::default();
-    if let Some(url) = std::env::var(AUTOCONFIG_URL_ENV)
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        d.autoconfig_urls = vec![url];
-        d.imap_guesses.clear();
-        d.smtp_guesses.clear();
-    }
-    Ok(d.with_extra_roots_pem(extra_roots_pem)?)
-}
-
-/// An autoconfig URL template (`{domain}`, `{email}`) to use instead of the usual ones.
-const AUTOCONFIG_URL_ENV: &str = "SEALPOST_AUTOCONFIG_URL";
-
-/// The IMAP and SMTP servers given on the command line, if any.
-type GivenServers = (Option<Server>, Option<Server>);
-
-/// What `mail account add` was told instead of finding it: the extra CA file's text
-/// (empty without one) and the IMAP and SMTP servers given as `HOST:PORT`.
-fn given_servers(
-    ca_file: Option<&std::path::Path>,
-    imap: Option<&str>,
-    smtp: Option<&str>,
-    starttls: bool,
-) -> anyhow::Result<(String, GivenServers)> {
-    let extra_roots_pem = match ca_file {
-        Some(f) => {
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?
-        }
-        None => String::new(),
-    };
-    let server = |s: Option<&str>| s.map(|s| host_port(s, starttls)).transpose();
-    Ok((extra_roots_pem, (server(imap)?, server(smtp)?)))
-}
-
-fn host_port(s: &str, starttls: bool) -> anyhow::Result<Server> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .with_context(|| format!("{s:?}: expected HOST:PORT"))?;
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("{s:?}: the port is not a number"))?;
-    Ok(if starttls {
-        Server::starttls(host, port)
-    } else {
-        Server::tls(host, port)
-    })
-}
-
-fn pick(mb: &MailStore<'_>, which: &Which) -> anyhow::Result<MailAccount> {
-    if let Some(a) = &which.account {
-        return Ok(mb.account(a)?);
-    }
-    let mut all = mb.accounts()?;
-    match all.len() {
-        0 => Err(CoreError::NoMailAccount(
-            "(none yet: add one with `sealpost mail account add`)".into(),
-        )
-        .into()),
-        1 => Ok(all.remove(0)),
-        _ => bail!("this profile has several mail accounts: choose one with --account"),
-    }
-}
-
-fn account_json(a: &MailAccount, auth: &AccountAuth) -> serde_json::Value {
-    let (kind, provider) = match auth {
-        AccountAuth::Password => ("password", None),
-        AccountAuth::OAuth2(p) => ("oauth2", Some(p.name.as_str())),
-    };
-    json!({
-        "id": a.id,
-        "address": a.address,
-        "login": a.login,
-        "imap": a.imap,
-        "smtp": a.smtp,
-        "auth": kind,
-        "provider": provider,
-    })
-}
-
-/// Shows the OAuth2 sign-in address on standard error (standard output stays the
-/// command's answer) and, when `browser`, tries the system browser; a browser that does
-/// not start is no error: the address is there to open by hand.
-fn show_sign_in_url(url: &str, address: &str, browser: bool) {
-    eprintln!(
-        "To sign in {address}, open this address in a browser:\n\n  {url}\n\n\
-         Waiting for the sign-in to finish (up to {} minutes)...",
-        mail_oauth::SIGN_IN_TIMEOUT.as_secs() / 60
-    );
-    if browser {
-        let mut cmd = if cfg!(target_os = "macos") {
-            std::process::Command::new("open")
-        } else if cfg!(windows) {
-            let mut c = std::process::Command::new("rundll32");
-            c.arg("url.dll,FileProtocolHandler");
-            c
-        } else {
-            std::process::Command::new("xdg-open")
-        };
-        let _ = cmd
-            .arg(url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-    }
+    pub account: Option<String>,
 }
 
 fn list_text(list: &[MessageSummary]) -> String {
@@ -523,213 +256,224 @@ fn list_text(list: &[MessageSummary]) -> String {
         .join("\n")
 }
 
-/// Every command that works on the mail store.
-fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
-    let clock = SystemClock;
-    let rt = runtime()?;
+/// The reader's view as a person reads it.
+fn view_text(v: &MessageView) -> String {
+    format!(
+        "From: {}\nSubject: {}\n[{}; {}]\n\n{}",
+        v.from,
+        v.subject,
+        if v.encryption_text.is_empty() {
+            v.encryption.as_str()
+        } else {
+            v.encryption_text.as_str()
+        },
+        v.signature.text,
+        v.text
+    )
+}
+
+pub fn run(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
     match cmd {
-        MailCmd::Open { .. } => bail!("`mail open` does not use the mail store"),
-        MailCmd::Account(AccountCmd::Add {
-            address,
-            oauth: Some(provider),
-            client_id,
-            no_browser,
-            login,
-            imap,
-            smtp,
-            starttls,
-            ca_file,
+        MailCmd::Open { file, source } => open_file(dir, &file, &source, out),
+        MailCmd::Account(cmd) => account(cmd, dir, out),
+        MailCmd::Sync { which, source } => sync(dir, which.account, &source, out),
+        MailCmd::List {
+            folder,
+            limit,
+            offset,
+            which,
             source,
-        }) => {
-            // Everything that can be refused is, before the browser opens.
-            let choice = OAuthChoice::parse(&provider)?;
-            let app = OAuthApp::for_choice(&choice, client_id)?;
-            let (extra_roots_pem, given) = given_servers(
-                ca_file.as_deref(),
-                imap.as_deref(),
-                smtp.as_deref(),
-                starttls,
-            )?;
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let grant = rt.block_on(mail_oauth::sign_in(
-                &choice,
-                app,
-                &address,
-                |url| {
-                    show_sign_in_url(url, &address, !no_browser);
-                    Ok(())
-                },
-                mail_oauth::SIGN_IN_TIMEOUT,
-                &clock,
-            ))?;
-            let new = rt.block_on(mail_oauth::checked_account(
-                &grant,
-                &address,
-                login,
-                given,
-                &extra_roots_pem,
-                &discovery(&extra_roots_pem)?,
-            ))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = mb.add_oauth_account(&new, &grant, &clock)?;
-            let auth = mb.auth(&account)?;
-            out.value(
-                &account_json(&account, &auth),
-                &format!(
-                    "added {} signed in at {} (IMAP {}:{}, SMTP {}:{})",
-                    account.address,
-                    grant.provider.name,
-                    account.imap.host,
-                    account.imap.port,
-                    account.smtp.host,
-                    account.smtp.port
-                ),
-            );
+        } => {
+            let shell = Shell::open(dir, &source)?;
+            let account = one_account(&shell, which.account)?;
+            let page = shell.run(shell.core.mail().messages(account, folder, offset, limit))?;
+            out.value(&json!(page.items), &list_text(&page.items));
+            Ok(())
         }
-        MailCmd::Account(AccountCmd::Add {
-            address,
-            oauth: None,
-            login,
-            imap,
-            smtp,
-            starttls,
-            ca_file,
+        MailCmd::Read { id, source } => {
+            let shell = Shell::open(dir, &source)?;
+            let view = shell.run(shell.core.mail().open_message(id))?;
+            out.value(&json!(view), &view_text(&view));
+            shell.finish();
+            Ok(())
+        }
+        MailCmd::Flag {
+            id,
+            add,
+            remove,
+            which,
             source,
-            ..
-        }) => {
-            let mut input = Input::new(source.password_stdin);
-            let u = unlock(dir, &mut input)?;
-            let password = mail_password(source.password_stdin, &address)?;
-            let (extra_roots_pem, given) = given_servers(
-                ca_file.as_deref(),
-                imap.as_deref(),
-                smtp.as_deref(),
-                starttls,
-            )?;
-            let (imap, smtp, found_login) = match given {
-                (Some(i), Some(s)) => (i, s, None),
-                (i, s) => {
-                    let settings = rt.block_on(sealpost_mail::autoconfig::discover(
-                        &discovery(&extra_roots_pem)?,
-                        &address,
-                    ))?;
-                    (
-                        i.unwrap_or(settings.imap),
-                        s.unwrap_or(settings.smtp),
-                        Some(settings.imap_username),
-                    )
-                }
-            };
-            let mb = MailStore::open(&u, &clock)?;
-            let account = mb.add_account(
-                &NewAccount {
-                    login: login.or(found_login).unwrap_or_else(|| address.clone()),
-                    address,
-                    imap,
-                    smtp,
-                    extra_roots_pem,
-                },
-                &password,
-                &clock,
-            )?;
-            out.value(
-                &account_json(&account, &AccountAuth::Password),
-                &format!(
-                    "added {} (IMAP {}:{}, SMTP {}:{})",
-                    account.address,
-                    account.imap.host,
-                    account.imap.port,
-                    account.smtp.host,
-                    account.smtp.port
-                ),
-            );
+        } => flag(dir, id, (add, remove), which.account, &source, out),
+        MailCmd::Move {
+            id,
+            folder,
+            which: _,
+            source,
+        } => {
+            let shell = Shell::open(dir, &source)?;
+            shell.run(shell.core.mail().move_message(id, folder.clone()))?;
+            out.message(&format!("message {id} moved to {folder}"));
+            shell.finish();
+            Ok(())
         }
-        MailCmd::Account(AccountCmd::Test { which, source }) => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            rt.block_on(mb.test_account(&account))?;
-            out.message(&format!("{}: IMAP and SMTP work", account.address));
+        MailCmd::Send {
+            to,
+            cc,
+            subject,
+            encrypt,
+            which,
+            source,
+        } => send(dir, (to, cc, subject, encrypt), which.account, &source, out),
+        MailCmd::Outbox(cmd) => outbox(cmd, dir, out),
+        MailCmd::Search {
+            words,
+            which,
+            source,
+        } => {
+            let shell = Shell::open(dir, &source)?;
+            let account = one_account(&shell, which.account)?;
+            let page = shell.run(shell.core.mail().search(account, words.join(" "), MAX_PAGE))?;
+            out.value(&json!(page.items), &list_text(&page.items));
+            Ok(())
         }
-        MailCmd::Account(AccountCmd::List { source }) => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let all = mb
-                .accounts()?
-                .into_iter()
-                .map(|a| Ok((mb.auth(&a)?, a)))
-                .collect::<Result<Vec<_>, CoreError>>()?;
-            let text = all
-                .iter()
-                .map(|(auth, a)| match auth {
-                    AccountAuth::Password => format!("{}  {}", a.address, a.id),
-                    AccountAuth::OAuth2(p) => {
-                        format!("{}  {}  (signed in at {})", a.address, a.id, p.name)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            out.value(
-                &json!(
-                    all.iter()
-                        .map(|(auth, a)| account_json(a, auth))
-                        .collect::<Vec<_>>()
-                ),
-                &text,
-            );
+    }
+}
+
+/// The account a command names, or the only one (by id, for the calls that need one).
+fn one_account(shell: &Shell, which: Option<String>) -> anyhow::Result<String> {
+    let accounts = shell.run(shell.core.mail().accounts())?;
+    let found = match &which {
+        Some(a) => accounts
+            .iter()
+            .find(|x| x.id == *a || x.address.eq_ignore_ascii_case(a)),
+        None if accounts.len() == 1 => accounts.first(),
+        None if accounts.is_empty() => {
+            return Err(CoreError::NoMailAccount(
+                "(none yet: add one with `sealpost mail account add`)".into(),
+            )
+            .into());
         }
-        MailCmd::Sync { which, source } => {
-            let mut input = Input::new(source.password_stdin);
-            let pw = input.password("Password: ")?;
-            let u = vault::open(dir)?.unlock(&pw)?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            let flushed = rt.block_on(mb.flush_outbox(&account, &clock))?;
-            let report = rt.block_on(mb.sync(&account, &clock))?;
-            // Proof mails of the key directory are confirmed by themselves.
-            let mut published = Vec::new();
-            for token in &report.directory_tokens {
-                match sealpost_core::sync::confirm_published_key(&u, &pw, token, &clock) {
-                    Ok(entry) => published.push(entry.address.to_string()),
-                    // Someone else's claim, or spent already: nothing to do.
-                    Err(sealpost_core::CoreError::Sync(e))
-                        if e.api_code() == Some("unknown_token") => {}
-                    Err(e) => out.warning(&format!(
-                        "a key directory proof mail could not be confirmed: {e}"
-                    )),
-                }
+        None => bail!("this profile has several mail accounts: choose one with --account"),
+    };
+    Ok(found
+        .ok_or_else(|| CoreError::NoMailAccount(which.unwrap_or_default()))?
+        .id
+        .clone())
+}
+
+fn open_file(dir: &Path, file: &Path, source: &PasswordSource, out: &Out) -> anyhow::Result<()> {
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let shell = Shell::open(dir, source)?;
+    let opened = shell.run(shell.core.mail().open_file(raw))?;
+    out.value(&json!(opened), &view_text(&opened.message));
+    shell.finish();
+    Ok(())
+}
+
+fn sync(
+    dir: &Path,
+    account: Option<String>,
+    source: &PasswordSource,
+    out: &Out,
+) -> anyhow::Result<()> {
+    let shell = Shell::open(dir, source)?;
+    let synced = shell.run(shell.core.mail().sync_once(account))?;
+    if !out.is_json() {
+        for address in &synced.published_keys {
+            out.message(&format!("published the key for {address}"));
+        }
+    }
+    let outbox = &synced.outbox;
+    out.value(
+        &json!(synced),
+        &format!(
+            "{} folders: {} new, {} removed, {} flag changes, {} unreadable; outbox: {} sent{}",
+            synced.folders,
+            synced.new,
+            synced.removed,
+            synced.flags_changed,
+            synced.unreadable,
+            outbox.cleared,
+            if outbox.in_doubt.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} may have been sent (see `sealpost mail outbox list`)",
+                    outbox.in_doubt.len()
+                )
             }
-            for address in &published {
-                if !out.is_json() {
-                    out.message(&format!("published the key for {address}"));
-                }
-            }
-            out.value(
-                &json!({ "sync": report, "outbox": flushed, "publishedKeys": published }),
-                &format!(
-                    "{} folders: {} new, {} removed, {} flag changes, {} unreadable; outbox: {} sent{}",
-                    report.folders,
-                    report.new,
-                    report.removed,
-                    report.flags_changed,
-                    report.unreadable,
-                    flushed.cleared,
-                    if flushed.in_doubt.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            ", {} may have been sent (see `sealpost mail outbox list`)",
-                            flushed.in_doubt.len()
-                        )
-                    }
-                ),
-            );
-        }
-        MailCmd::Outbox(OutboxCmd::List { which, source }) => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            let entries = mb.outbox(&account)?;
+        ),
+    );
+    shell.finish();
+    Ok(())
+}
+
+/// Sets and clears flags here, then tells the server at once (a sync of the account).
+fn flag(
+    dir: &Path,
+    id: i64,
+    (add, remove): (Vec<String>, Vec<String>),
+    account: Option<String>,
+    source: &PasswordSource,
+    out: &Out,
+) -> anyhow::Result<()> {
+    let parse =
+        |v: &[String]| -> Result<Vec<_>, CoreError> { v.iter().map(|f| parse_flag(f)).collect() };
+    let (add, remove) = (parse(&add)?, parse(&remove)?);
+    let shell = Shell::open(dir, source)?;
+    let mail = shell.core.mail();
+    shell.run(mail.set_flags(id, add, remove))?;
+    shell.run(mail.sync_once(account))?;
+    let flags = shell.run(mail.summary(id))?.flags;
+    out.value(
+        &json!({ "id": id, "flags": flags }),
+        &format!("message {id}: {}", flags.join(" ")),
+    );
+    shell.finish();
+    Ok(())
+}
+
+/// Puts the message in the outbox and sends it now; a failure leaves it waiting there.
+fn send(
+    dir: &Path,
+    (to, cc, subject, encrypt): (Vec<String>, Vec<String>, String, bool),
+    account: Option<String>,
+    source: &PasswordSource,
+    out: &Out,
+) -> anyhow::Result<()> {
+    let mut input = Input::new(source.password_stdin);
+    let (shell, _) = Shell::unlocked(dir, &mut input)?;
+    let account_id = one_account(&shell, account)?;
+    let body = input.rest("Type the message, then end it with Ctrl-D:")?;
+    let text = Zeroizing::new(
+        String::from_utf8(body.expose().to_vec()).context("the message text is not UTF-8")?,
+    );
+    let message_id = shell.run(shell.core.compose().send(ComposeRequest {
+        account_id: account_id.clone(),
+        to,
+        cc,
+        subject,
+        body: text.to_string(),
+        encrypt,
+        ..ComposeRequest::default()
+    }))?;
+    let report = shell.run(shell.core.mail().flush_outbox(Some(account_id)))?;
+    if let Some((_, why)) = report.failed.first() {
+        bail!("not sent yet: {why}; it waits in the outbox and goes with the next `mail sync`");
+    }
+    out.value(
+        &json!({ "messageId": message_id, "encrypted": encrypt, "status": "sent" }),
+        &format!("sent <{message_id}>"),
+    );
+    shell.finish();
+    Ok(())
+}
+
+fn outbox(cmd: OutboxCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
+    match cmd {
+        OutboxCmd::List { which, source } => {
+            let shell = Shell::open(dir, &source)?;
+            let entries = shell.run(shell.core.compose().outbox(which.account))?;
             let text = entries
                 .iter()
                 .map(|e| {
@@ -750,136 +494,15 @@ fn engine(cmd: MailCmd, dir: &Path, out: &Out) -> anyhow::Result<()> {
                 .join("\n");
             out.value(&json!(entries), &text);
         }
-        MailCmd::Outbox(OutboxCmd::Resend { id, which, source }) => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            mb.resend_outbox_entry(&account, id)?;
+        OutboxCmd::Resend { id, which, source } => {
+            let shell = Shell::open(dir, &source)?;
+            shell.run(shell.core.compose().resend(which.account, id))?;
             out.message(&format!("{id} goes again with the next `mail sync`"));
         }
-        MailCmd::Outbox(OutboxCmd::Discard { id, which, source }) => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            mb.discard_outbox_entry(&account, id)?;
+        OutboxCmd::Discard { id, which, source } => {
+            let shell = Shell::open(dir, &source)?;
+            shell.run(shell.core.compose().discard(which.account, id))?;
             out.message(&format!("{id} is discarded"));
-        }
-        MailCmd::List {
-            folder,
-            which,
-            source,
-        } => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            let list = mb.list(&account, &folder)?;
-            out.value(&json!(list), &list_text(&list));
-        }
-        MailCmd::Read { id, source } => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let read = mb.read(id, &clock)?;
-            let s = &read.summary;
-            match &read.opened {
-                Some(opened) => {
-                    let mut v = opened_json(opened);
-                    if let Some(map) = v.as_object_mut() {
-                        map.insert("id".into(), json!(s.id));
-                        map.insert("folder".into(), json!(s.folder));
-                        map.insert("flags".into(), json!(s.flags));
-                        map.insert("state".into(), json!(s.state));
-                    }
-                    out.value(&v, &summary(opened));
-                }
-                None => out.value(
-                    &json!({ "id": s.id, "folder": s.folder, "state": s.state, "size": s.size }),
-                    &format!(
-                        "message {} is unreadable: kept as received ({} bytes)",
-                        s.id, s.size
-                    ),
-                ),
-            }
-        }
-        MailCmd::Flag {
-            id,
-            add,
-            remove,
-            which,
-            source,
-        } => {
-            let parse = |v: &[String]| -> Result<Vec<_>, CoreError> {
-                v.iter()
-                    .map(|f| sealpost_core::mailbox::parse_flag(f))
-                    .collect()
-            };
-            let (add, remove) = (parse(&add)?, parse(&remove)?);
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            rt.block_on(mb.set_flags(&account, id, &add, &remove))?;
-            let flags = mb.summary(id)?.flags;
-            out.value(
-                &json!({ "id": id, "flags": flags }),
-                &format!("message {id}: {}", flags.join(" ")),
-            );
-        }
-        MailCmd::Move {
-            id,
-            folder,
-            which,
-            source,
-        } => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            rt.block_on(mb.move_message(&account, id, &folder))?;
-            out.message(&format!("message {id} moved to {folder}"));
-        }
-        MailCmd::Send {
-            to,
-            cc,
-            subject,
-            encrypt,
-            which,
-            source,
-        } => {
-            let mut input = Input::new(source.password_stdin);
-            let u = unlock(dir, &mut input)?;
-            let mb = MailStore::open(&u, &clock)?;
-            let account = pick(&mb, &which)?;
-            let body = input.rest("Type the message, then end it with Ctrl-D:")?;
-            let text = Zeroizing::new(
-                String::from_utf8(body.expose().to_vec())
-                    .context("the message text is not UTF-8")?,
-            );
-            let entry = mb.queue(
-                &account,
-                &Compose {
-                    to,
-                    cc,
-                    subject,
-                    text: text.to_string(),
-                    encrypt,
-                    ..Compose::default()
-                },
-                &clock,
-            )?;
-            let report = rt.block_on(mb.flush_outbox(&account, &clock))?;
-            if let Some((_, why)) = report.failed.iter().find(|(id, _)| *id == entry.id) {
-                bail!(
-                    "not sent yet: {why}; it waits in the outbox and goes with the next `mail sync`"
-                );
-            }
-            out.value(
-                &json!({ "messageId": entry.message_id, "encrypted": encrypt, "status": "sent" }),
-                &format!("sent <{}>", entry.message_id),
-            );
-        }
-        MailCmd::Search { words, source } => {
-            let u = unlock(dir, &mut Input::new(source.password_stdin))?;
-            let mb = MailStore::open(&u, &clock)?;
-            let list = mb.search(&words.join(" "))?;
-            out.value(&json!(list), &list_text(&list));
         }
     }
     Ok(())

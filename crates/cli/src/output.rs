@@ -5,9 +5,8 @@
 use std::io::Write;
 
 use sealpost_core::CoreError;
-use sealpost_core::vault::ProfileInfo;
-use sealpost_crypto::RecoveryCode;
-use sealpost_crypto::password::{MIN_CRACK_YEARS, Verdict};
+use sealpost_core::api::{Created, DeviceView, PasswordCheck, ProfileFacts, SessionInfo};
+use sealpost_crypto::password::MIN_CRACK_YEARS;
 use serde_json::json;
 
 pub struct Out {
@@ -21,20 +20,15 @@ fn emit(text: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn info_json(info: &ProfileInfo, extra: &[(&str, serde_json::Value)]) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    map.insert("user".into(), json!(info.user_name));
-    map.insert("dir".into(), json!(info.dir));
-    map.insert("profileId".into(), json!(hex(&info.profile_id)));
-    map.insert("createdAt".into(), json!(info.created_at));
-    for (k, v) in extra {
-        map.insert((*k).to_owned(), v.clone());
+/// The profile's facts as JSON, with `extra` fields.
+fn facts_json(facts: &ProfileFacts, extra: &[(&str, serde_json::Value)]) -> serde_json::Value {
+    let mut v = json!(facts);
+    if let Some(map) = v.as_object_mut() {
+        for (k, x) in extra {
+            map.insert((*k).to_owned(), x.clone());
+        }
     }
-    serde_json::Value::Object(map)
+    v
 }
 
 impl Out {
@@ -42,21 +36,13 @@ impl Out {
         Self { json }
     }
 
-    pub fn verdict(&self, v: &Verdict) {
+    pub fn verdict(&self, v: &PasswordCheck) {
         let _ = if self.json {
-            emit(
-                &json!({
-                    "accepted": v.accepted,
-                    "score": v.score,
-                    "guessesLog10": v.guesses_log10,
-                    "crackSeconds": v.crack_seconds,
-                    "crackTime": v.crack_time,
-                    "minCrackYears": MIN_CRACK_YEARS,
-                    "warning": v.warning,
-                    "suggestions": v.suggestions,
-                })
-                .to_string(),
-            )
+            let mut j = json!(v);
+            if let Some(map) = j.as_object_mut() {
+                map.insert("minCrackYears".into(), json!(MIN_CRACK_YEARS));
+            }
+            emit(&j.to_string())
         } else {
             let mut text = if v.accepted {
                 format!(
@@ -80,68 +66,66 @@ impl Out {
     }
 
     /// The recovery code is shown here and nowhere else; failing to print it is an error.
-    pub fn created(&self, info: &ProfileInfo, code: &RecoveryCode) -> anyhow::Result<()> {
-        let shown = code.display();
+    pub fn created(&self, created: &Created, facts: &ProfileFacts) -> anyhow::Result<()> {
+        self.new_code(&created.recovery_code, facts)
+    }
+
+    /// A recovery code just made, shown once.
+    pub fn new_code(&self, code: &str, facts: &ProfileFacts) -> anyhow::Result<()> {
         if self.json {
-            let extra = [
-                ("status", json!("created")),
-                ("recoveryCode", json!(shown.as_str())),
-            ];
-            emit(&info_json(info, &extra).to_string())?;
+            let extra = [("status", json!("created")), ("recoveryCode", json!(code))];
+            emit(&facts_json(facts, &extra).to_string())?;
         } else {
             emit(&format!(
                 "Profile for {} in {}.\n\nRecovery code — shown only now. Write it down and keep it apart from \
-                 this device;\nit opens your account if you forget your password:\n\n    {}\n",
-                info.user_name,
-                info.dir.display(),
-                shown.as_str()
+                 this device;\nit opens your account if you forget your password:\n\n    {code}\n",
+                facts.user, facts.dir,
             ))?;
         }
         Ok(())
     }
 
-    pub fn ok(&self, what: &str, info: &ProfileInfo) {
+    /// The profile's facts after `what` happened (nothing happened when it is empty).
+    pub fn facts(&self, what: &str, facts: &ProfileFacts) {
         let _ = if self.json {
-            emit(&info_json(info, &[("status", json!(what))]).to_string())
-        } else {
+            let extra: &[(&str, serde_json::Value)] = if what.is_empty() {
+                &[]
+            } else {
+                &[("status", json!(what))]
+            };
+            emit(&facts_json(facts, extra).to_string())
+        } else if what.is_empty() {
             emit(&format!(
-                "{what}: {} ({})",
-                info.user_name,
-                info.dir.display()
+                "user: {}\ndirectory: {}\ncreated: {}",
+                facts.user, facts.dir, facts.created_at
             ))
+        } else {
+            emit(&format!("{what}: {} ({})", facts.user, facts.dir))
         };
     }
 
-    pub fn signed_in(&self, info: &ProfileInfo, failed_attempts: i64) {
+    pub fn signed_in(&self, info: &SessionInfo, facts: &ProfileFacts) {
         let _ = if self.json {
-            emit(
-                &info_json(
-                    info,
-                    &[
-                        ("status", json!("signed in")),
-                        ("failedAttempts", json!(failed_attempts)),
-                    ],
-                )
-                .to_string(),
-            )
+            let extra = [
+                ("status", json!("signed in")),
+                ("failedAttempts", json!(info.failed_attempts)),
+            ];
+            emit(&facts_json(facts, &extra).to_string())
         } else {
-            let mut text = format!("signed in: {} ({})", info.user_name, info.dir.display());
-            if failed_attempts > 0 {
+            let mut text = format!("signed in: {} ({})", facts.user, facts.dir);
+            if info.failed_attempts > 0 {
                 text.push_str(&format!(
-                    "\nwarning: {failed_attempts} failed sign-in attempt(s) on your account since your last sign-in"
+                    "\nwarning: {} failed sign-in attempt(s) on your account since your last sign-in",
+                    info.failed_attempts
                 ));
             }
             emit(&text)
         };
     }
 
-    pub fn devices(&self, devices: &[sealpost_proto::DeviceInfo]) {
+    pub fn devices(&self, devices: &[DeviceView]) {
         let _ = if self.json {
-            let list: Vec<_> = devices
-                .iter()
-                .map(|d| json!({"id": d.id, "name": d.name, "createdAt": d.created_at, "lastSeenAt": d.last_seen_at, "current": d.current}))
-                .collect();
-            emit(&json!(list).to_string())
+            emit(&json!(devices).to_string())
         } else {
             let lines: Vec<String> = devices
                 .iter()
@@ -158,20 +142,6 @@ impl Out {
         };
     }
 
-    pub fn info(&self, info: &ProfileInfo) {
-        let _ = if self.json {
-            emit(&info_json(info, &[]).to_string())
-        } else {
-            emit(&format!(
-                "user: {}\ndirectory: {}\nprofile id: {}\ncreated: {}",
-                info.user_name,
-                info.dir.display(),
-                hex(&info.profile_id),
-                info.created_at
-            ))
-        };
-    }
-
     pub fn message(&self, text: &str) {
         let _ = if self.json {
             emit(&json!({ "status": text }).to_string())
@@ -183,16 +153,6 @@ impl Out {
     /// Whether output is JSON.
     pub fn is_json(&self) -> bool {
         self.json
-    }
-
-    /// A warning on standard error (the command goes on).
-    pub fn warning(&self, text: &str) {
-        let mut stderr = std::io::stderr().lock();
-        let _ = if self.json {
-            writeln!(stderr, "{}", json!({ "warning": text }))
-        } else {
-            writeln!(stderr, "sealpost: warning: {text}")
-        };
     }
 
     /// A JSON value for scripts, or `text` for people.

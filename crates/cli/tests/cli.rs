@@ -186,9 +186,10 @@ fn profile_lifecycle_through_the_cli_and_nothing_secret_printed_or_stored() {
         &format!("{PW}\n"),
         &mut log,
     );
+    // (Beside the mail store's own key, made at the first unlock.)
     assert_eq!(
         serde_json::from_slice::<Vec<String>>(&listed.stdout).unwrap(),
-        ["imap/password"]
+        ["imap/password", "mail/search-key"]
     );
     let mut get_log = Vec::new(); // the one output that may contain the value
     let got = ok(

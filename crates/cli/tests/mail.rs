@@ -142,15 +142,17 @@ fn mail_goes_out_through_postfix_comes_back_through_dovecot_encrypted_and_search
         );
     }
 
-    // A wrong mail password is reported as such.
+    // A wrong mail password is reported as such, and nothing is stored (the account is
+    // checked against its servers first, as in the app).
     let wrong = dir.path().join("wrong");
     run(
         &wrong,
         &["profile", "create", "--user", "w", "--password-stdin"],
         &pw(),
     );
-    run(
+    let failed = sealpost(
         &wrong,
+        NO_SERVER,
         &[
             "mail",
             "account",
@@ -167,18 +169,19 @@ fn mail_goes_out_through_postfix_comes_back_through_dovecot_encrypted_and_search
         ],
         &format!("{PW}\nnot-the-password\n"),
     );
-    let failed = sealpost(
-        &wrong,
-        NO_SERVER,
-        &["mail", "account", "test", "--password-stdin"],
-        &pw(),
-    );
     assert_ne!(failed.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&failed.stderr).contains("wrong user name or password"),
         "{}",
         String::from_utf8_lossy(&failed.stderr)
     );
+    let none = json(&run(
+        &wrong,
+        &["--json", "mail", "account", "list", "--password-stdin"],
+        &pw(),
+    ));
+    assert_eq!(none, serde_json::json!([]));
+    assert!(files_contain(&wrong, b"not-the-password").is_empty());
 
     // Plain mail to self.
     run(
@@ -208,8 +211,9 @@ fn mail_goes_out_through_postfix_comes_back_through_dovecot_encrypted_and_search
             .unwrap()
             .contains("Through Postfix and back.")
     );
-    assert_eq!(read["encryption"]["status"], "not_encrypted");
-    assert_eq!(read["flags"], serde_json::json!([]));
+    assert_eq!(read["encryption"], "none");
+    // Reading marks it seen, as in the app.
+    assert_eq!(read["summary"]["flags"], serde_json::json!(["\\Seen"]));
 
     // Flags and moves reach the server: a fresh sync still sees them.
     let flagged = json(&run(
@@ -316,8 +320,8 @@ fn mail_goes_out_through_postfix_comes_back_through_dovecot_encrypted_and_search
         &["--json", "mail", "read", &id, "--password-stdin"],
         &pw(),
     ));
-    assert_eq!(read["encryption"]["status"], "encrypted");
-    assert_eq!(read["signature"]["status"], "valid_unconfirmed", "{read}");
+    assert_eq!(read["encryption"], "decrypted");
+    assert_eq!(read["signature"]["state"], "unconfirmed", "{read}");
     assert_eq!(read["subjectProtected"], true);
     let found = json(&run(
         &b,

@@ -129,7 +129,7 @@ fn account_add_takes_the_servers_from_the_domains_autoconfig_document() {
     ));
     let added: Value = serde_json::from_str(added.trim()).unwrap();
     assert_eq!(added["imap"]["port"], dovecot.imaps_port());
-    assert_eq!(added["imap"]["security"], "Tls");
+    assert_eq!(added["imap"]["security"], "tls");
     assert_eq!(added["smtp"]["port"], postfix.submissions_port());
     assert_eq!(added["login"], ALICE);
     assert!(

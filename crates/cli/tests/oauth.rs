@@ -167,8 +167,7 @@ fn an_oauth_account_is_added_from_the_command_line_and_used() {
     );
     let added: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(added["address"], ALICE);
-    assert_eq!(added["auth"], "oauth2");
-    assert_eq!(added["provider"], issuer.as_str());
+    assert_eq!(added["signedInAt"], issuer.as_str());
 
     // The account works with the token: test, send to herself, sync until it is there.
     run(

@@ -18,6 +18,7 @@
     clippy::print_stdout
 )]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealpost_core::SystemClock;
@@ -75,7 +76,8 @@ fn main() {
     let path = dir.path().join("bench");
     let pw = Password::new("tundra mosaic gravel whimsy plank").unwrap();
     let (u, _code) = vault::create(&path, "bench", &pw, &SystemClock).unwrap();
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let u = Arc::new(u);
+    let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let account = mb
         .add_account(
             &NewAccount {

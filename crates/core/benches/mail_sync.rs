@@ -25,6 +25,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealpost_core::SystemClock;
@@ -156,8 +157,9 @@ fn main() {
 fn sealpost_run(dir: &Path, dovecot: &Dovecot, ca: &TestCa, n: usize) -> (f64, u64) {
     let pw = Password::new(PROFILE_PW).unwrap();
     let (u, _code) = vault::create(dir, "bench", &pw, &SystemClock).unwrap();
+    let u = Arc::new(u);
     {
-        let mb = Mailbox::open(&u, &SystemClock).unwrap();
+        let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
         mb.add_account(
             &NewAccount {
                 address: USER.into(),
@@ -212,10 +214,12 @@ fn sealpost_run(dir: &Path, dovecot: &Dovecot, ca: &TestCa, n: usize) -> (f64, u
 
 /// The child: unlock, reset the peak-RSS mark, sync, report.
 fn child(dir: &Path) {
-    let u = vault::open(dir)
-        .unwrap()
-        .unlock(&Password::new(PROFILE_PW).unwrap())
-        .unwrap();
+    let u = Arc::new(
+        vault::open(dir)
+            .unwrap()
+            .unlock(&Password::new(PROFILE_PW).unwrap())
+            .unwrap(),
+    );
     // The unlock's Argon2id (256 MiB) is not part of the sync: start the peak here.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let at_start = vm_hwm_kib();
@@ -223,15 +227,15 @@ fn child(dir: &Path) {
         .enable_all()
         .build()
         .unwrap();
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let account = mb.accounts().unwrap().remove(0);
     let started = Instant::now();
     // The last progress event of INBOX marks the end of fetching and storing; what
     // follows is opening and indexing.
-    let fetched = std::cell::Cell::new(None);
+    let fetched = std::sync::Mutex::new(None);
     let progress = |p: SyncProgress| {
         if p.folder == "INBOX" && p.done == p.total {
-            fetched.set(Some(started.elapsed().as_secs_f64()));
+            *fetched.lock().unwrap() = Some(started.elapsed().as_secs_f64());
         }
     };
     let report = rt
@@ -242,7 +246,7 @@ fn child(dir: &Path) {
         "RESULT {secs} {} {} {} {at_start}",
         vm_hwm_kib(),
         report.new,
-        fetched.get().unwrap_or(0.0)
+        fetched.lock().unwrap().unwrap_or(0.0)
     );
 }
 

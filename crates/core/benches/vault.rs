@@ -37,7 +37,7 @@ fn main() {
         unlocks[0], unlocks[2], unlocks[4]
     );
 
-    let mut u = vault::open(&path).unwrap().unlock(&pw).unwrap();
+    let u = vault::open(&path).unwrap().unlock(&pw).unwrap();
     let names: Vec<String> = (0..N).map(|i| format!("account/{i}/password")).collect();
     let values: Vec<Vec<u8>> = (0..N)
         .map(|i| format!("value-{i:08}-padding-to-a-realistic-length").into_bytes())

@@ -82,7 +82,7 @@ pub enum CoreError {
     },
     /// The sync server could not be used.
     #[error(transparent)]
-    Sync(#[from] crate::sync::SyncError),
+    Sync(#[from] SyncError),
     /// OPAQUE sign-in failed: wrong user name or password, or a locked account. The
     /// server does not say which.
     #[error(
@@ -117,6 +117,10 @@ pub enum CoreError {
     /// Not an e-mail address.
     #[error("{0}")]
     BadAddress(String),
+    /// A request that cannot be carried out as given (the words say why); nothing
+    /// changed.
+    #[error("{0}")]
+    BadInput(String),
     /// A Web Key Directory could not be asked.
     #[error("WKD: {0}")]
     Wkd(String),
@@ -194,6 +198,7 @@ impl CoreError {
             Self::NoContact(_) => "no_contact",
             Self::FingerprintMismatch => "fingerprint_mismatch",
             Self::BadAddress(_) => "bad_address",
+            Self::BadInput(_) => "bad_request",
             Self::Wkd(_) => "wkd",
             Self::Mail(_) => "mail",
             Self::MailCheck(_) => "mail_check",
@@ -205,6 +210,42 @@ impl CoreError {
             Self::Locked => "locked",
             Self::Internal(_) => "internal",
             Self::Injected(_) => "injected",
+        }
+    }
+}
+
+/// What can go wrong talking to the sync server.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The server cannot be reached (or timed out).
+    #[error("the sync server at {url} cannot be reached: {reason}")]
+    Unreachable {
+        /// Where.
+        url: String,
+        /// Why (no secret in it).
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("the sync server refused: {message} ({code})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable code.
+        code: String,
+        /// For people.
+        message: String,
+    },
+    /// The server's answer is not what the API says.
+    #[error("the sync server sent an unexpected answer: {0}")]
+    BadResponse(String),
+}
+
+impl SyncError {
+    /// The API error code, if the server answered with one.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
         }
     }
 }

@@ -20,16 +20,24 @@
 //! - [`error`]: [`CoreError`], each variant with a stable code a UI or script can match.
 //! - [`clock`]: time is injected, never read inside business logic.
 
+/// Declares the modules below the API: `pub(crate)`, and `pub` with the `testing`
+/// feature, so the crate's own tests, its benches and other crates' tests can reach the
+/// layer they test while no shell can.
+macro_rules! internal {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "testing")]
+        pub mod $name;
+        #[cfg(not(feature = "testing"))]
+        pub(crate) mod $name;
+    )*};
+}
+
+pub mod api;
 pub mod clock;
 pub mod error;
-pub mod keys;
-pub mod mailbox;
-pub mod render;
-pub mod session;
-pub mod store;
-pub mod sync;
-pub mod vault;
-pub mod wkd;
+internal!(keys, mailbox, render, store, sync, vault, wkd);
+mod task;
 
+pub use api::{Core, CoreConfig, CoreEvent, EventSink};
 pub use clock::{Clock, SystemClock};
 pub use error::CoreError;

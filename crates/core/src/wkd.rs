@@ -9,8 +9,7 @@
 //! found must carry the address ([`sealpost_pgp::contact_cert`]) and is then remembered
 //! as a contact key whose source is WKD (a changed one is flagged, as always).
 
-use std::io::Read;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
@@ -18,6 +17,7 @@ use sha1::{Digest, Sha1};
 use crate::clock::Clock;
 use crate::error::CoreError;
 use crate::keys::{self, KeySource, Observation};
+use crate::task::blocking;
 use crate::vault::Unlocked;
 
 /// Largest answer read, in bytes.
@@ -73,30 +73,31 @@ pub fn urls(address: &sealpost_proto::EmailAddress) -> (String, String) {
 /// Fetches keys over WKD.
 #[derive(Debug, Clone)]
 pub struct WkdClient {
-    http: reqwest::blocking::Client,
+    http: reqwest::Client,
 }
 
 impl WkdClient {
     /// A client that trusts the system's web PKI roots.
     pub fn new() -> Result<Self, CoreError> {
-        Self::build(reqwest::blocking::Client::builder())
+        Self::build(reqwest::Client::builder())
     }
 
     /// For tests and private deployments: also trust `root_pem`, and reach `host` at
     /// `addr` whatever DNS says.
+    #[cfg(any(test, feature = "testing"))]
     pub fn with_overrides(
         root_pem: &[u8],
-        hosts: &[(&str, SocketAddr)],
+        hosts: &[(&str, std::net::SocketAddr)],
     ) -> Result<Self, CoreError> {
         let root = reqwest::Certificate::from_pem(root_pem).map_err(wkd_error)?;
-        let mut builder = reqwest::blocking::Client::builder().add_root_certificate(root);
+        let mut builder = reqwest::Client::builder().add_root_certificate(root);
         for (host, addr) in hosts {
             builder = builder.resolve(host, *addr);
         }
         Self::build(builder)
     }
 
-    fn build(builder: reqwest::blocking::ClientBuilder) -> Result<Self, CoreError> {
+    fn build(builder: reqwest::ClientBuilder) -> Result<Self, CoreError> {
         let http = builder
             .https_only(true)
             .redirect(reqwest::redirect::Policy::limited(3))
@@ -108,29 +109,34 @@ impl WkdClient {
 
     /// The key bytes published for `address`, if any: the advanced method, and the
     /// direct one when the advanced host does not exist.
-    pub fn fetch(
+    pub async fn fetch(
         &self,
         address: &sealpost_proto::EmailAddress,
     ) -> Result<Option<Vec<u8>>, CoreError> {
         let (advanced, direct) = urls(address);
-        match self.get(&advanced) {
+        match self.get(&advanced).await {
             Err(e) if e.is_connect() || e.is_timeout() => {}
             Err(e) => return Err(wkd_error(e)),
             Ok(found) => return Ok(found),
         }
-        self.get(&direct).map_err(wkd_error)
+        self.get(&direct).await.map_err(wkd_error)
     }
 
-    fn get(&self, url: &str) -> Result<Option<Vec<u8>>, reqwest::Error> {
-        let response = self.http.get(url).send()?;
+    async fn get(&self, url: &str) -> Result<Option<Vec<u8>>, reqwest::Error> {
+        let mut response = self.http.get(url).send().await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = response.error_for_status()?;
+        response = response.error_for_status()?;
         let mut body = Vec::new();
-        // One byte more than allowed tells a too-large answer from a full one.
-        let _ = response.take(MAX_RESPONSE + 1).read_to_end(&mut body);
-        if body.len() as u64 > MAX_RESPONSE || body.is_empty() {
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+            // A key is a few KiB: an answer larger than allowed is not read further.
+            if body.len() as u64 > MAX_RESPONSE {
+                return Ok(None);
+            }
+        }
+        if body.is_empty() {
             return Ok(None);
         }
         Ok(Some(body))
@@ -142,18 +148,21 @@ fn wkd_error(e: impl std::fmt::Display) -> CoreError {
 }
 
 /// Looks `raw_address` up over WKD and remembers what is found (source: WKD).
-pub fn lookup(
-    u: &Unlocked,
+pub async fn lookup(
+    u: &Arc<Unlocked>,
     client: &WkdClient,
     raw_address: &str,
-    clock: &dyn Clock,
+    clock: &Arc<dyn Clock>,
 ) -> Result<Option<Observation>, CoreError> {
     let address = sealpost_proto::EmailAddress::parse(raw_address)
         .map_err(|e| CoreError::BadAddress(e.to_string()))?;
-    let Some(bytes) = client.fetch(&address)? else {
+    let Some(bytes) = client.fetch(&address).await? else {
         return Ok(None);
     };
-    keys::observe_key(u, address.as_str(), &bytes, KeySource::Wkd, clock).map(Some)
+    let (u, clock) = (Arc::clone(u), Arc::clone(clock));
+    blocking(move || keys::observe_key(&u, address.as_str(), &bytes, KeySource::Wkd, &*clock))
+        .await
+        .map(Some)
 }
 
 #[cfg(test)]

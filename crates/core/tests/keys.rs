@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use sealpost_core::keys::{self, KeySource, Keyring, Observation};
-use sealpost_core::sync;
-use sealpost_core::{CoreError, SystemClock};
+use sealpost_core::sync::{self, Remote};
+use sealpost_core::vault::Unlocked;
+use sealpost_core::{Clock, CoreError, SystemClock};
 use sealpost_crypto::Password;
 use sealpost_mail::imap::{ImapConfig, ImapSession};
 use sealpost_mail::{Credentials, Secret, Server as MailServer, TlsPolicy};
@@ -49,47 +50,73 @@ fn local() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+// The sync layer is async; these run one step of it to the end.
+static RT: std::sync::LazyLock<tokio::runtime::Runtime> =
+    std::sync::LazyLock::new(|| tokio::runtime::Runtime::new().unwrap());
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+fn create(dir: &Path, url: &str, user: &str, p: &str, device: &str) -> Arc<Unlocked> {
+    let (u, _code) = RT
+        .block_on(sync::create_account(
+            dir.to_path_buf(),
+            url,
+            user,
+            pw(p),
+            device,
+            clock(),
+        ))
+        .unwrap();
+    Arc::new(u)
+}
+
+fn remote(u: &Arc<Unlocked>, p: &str) -> Remote {
+    Remote::new(Arc::clone(u), pw(p), clock()).unwrap()
+}
+
 #[test]
 fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let server = EmbeddedServer::start(&dir.path().join("server"), local(), config()).unwrap();
-    let clock = SystemClock;
-    let (a, _code) = sync::create_account(
+    let sys = SystemClock;
+    let a = create(
         &dir.path().join("a"),
         &server.url(),
         "alice",
-        &pw(PW_A),
+        PW_A,
         "laptop",
-        &clock,
-    )
-    .unwrap();
-    let key = keys::ensure_own_key(&a, "Alice", &[ALICE], &clock).unwrap();
+    );
+    let key = keys::ensure_own_key(&a, "Alice", &[ALICE], &sys).unwrap();
     // Asking again gives the same key, not a new one.
     assert_eq!(
-        keys::ensure_own_key(&a, "Alice", &[ALICE], &clock)
+        keys::ensure_own_key(&a, "Alice", &[ALICE], &sys)
             .unwrap()
             .fingerprint(),
         key.fingerprint()
     );
-    sync::sync_settings(&a, &pw(PW_A), &clock).unwrap();
+    RT.block_on(remote(&a, PW_A).sync_settings()).unwrap();
 
     // The second device signs in and has the same secret key: it decrypts mail to Alice.
-    let b = sync::sign_in(
-        &dir.path().join("b"),
-        &server.url(),
-        "alice",
-        &pw(PW_A),
-        "phone",
-        &clock,
-    )
-    .unwrap()
-    .unlocked;
-    sync::sync_settings(&b, &pw(PW_A), &clock).unwrap();
-    let on_b = keys::own_key(&b, &clock).unwrap().expect("the key synced");
+    let b = Arc::new(
+        RT.block_on(sync::sign_in(
+            dir.path().join("b"),
+            &server.url(),
+            "alice",
+            pw(PW_A),
+            "phone",
+            clock(),
+        ))
+        .unwrap()
+        .unlocked,
+    );
+    RT.block_on(remote(&b, PW_A).sync_settings()).unwrap();
+    let on_b = keys::own_key(&b, &sys).unwrap().expect("the key synced");
     assert_eq!(on_b.fingerprint(), key.fingerprint());
     let now = SystemTime::now();
     let ciphertext = sealpost_pgp::encrypt(b"hello", &key, &[key.cert()], now).unwrap();
-    let ring = Keyring::load(&b, &clock).unwrap();
+    let ring = Keyring::load(&b, &sys).unwrap();
     assert_eq!(
         sealpost_pgp::decrypt(&ciphertext, &ring.context(now))
             .unwrap()
@@ -107,18 +134,18 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
     let cert1 = bob1.public_bytes().unwrap();
     let cert2 = bob2.public_bytes().unwrap();
     assert_eq!(
-        keys::observe_key(&a, BOB, &cert1, KeySource::Autocrypt, &clock).unwrap(),
+        keys::observe_key(&a, BOB, &cert1, KeySource::Autocrypt, &sys).unwrap(),
         Observation::New
     );
     assert_eq!(
-        keys::observe_key(&a, "BOB@sealpost.test", &cert1, KeySource::Wkd, &clock).unwrap(),
+        keys::observe_key(&a, "BOB@sealpost.test", &cert1, KeySource::Wkd, &sys).unwrap(),
         Observation::Known
     );
     assert!(
         !keys::contact(&a, BOB).unwrap().unwrap().confirmed,
         "WKD confirms nothing"
     );
-    let changed = keys::observe_key(&a, BOB, &cert2, KeySource::Autocrypt, &clock).unwrap();
+    let changed = keys::observe_key(&a, BOB, &cert2, KeySource::Autocrypt, &sys).unwrap();
     assert_eq!(
         changed,
         Observation::Changed {
@@ -135,7 +162,7 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
     );
     assert!(!record.confirmed);
     // Mail is still encrypted to the key in use, never the newcomer.
-    let ring = Keyring::load(&a, &clock).unwrap();
+    let ring = Keyring::load(&a, &sys).unwrap();
     let fprs: Vec<_> = ring.certs.iter().map(|c| c.fingerprint()).collect();
     assert_eq!(fprs, vec![bob1.fingerprint()]);
     // A key that does not carry the address is refused and nothing changes.
@@ -146,17 +173,17 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
             BOB,
             &eve.public_bytes().unwrap(),
             KeySource::Manual,
-            &clock
+            &sys
         ),
         Err(CoreError::Pgp(_))
     ));
     assert_eq!(keys::contact(&a, BOB).unwrap().unwrap(), record);
     // The user accepts the new key, then confirms it by fingerprint.
-    let accepted = keys::accept_changed_key(&a, BOB, &clock).unwrap();
+    let accepted = keys::accept_changed_key(&a, BOB, &sys).unwrap();
     assert_eq!(accepted.current.fingerprint, bob2.fingerprint().to_hex());
     assert!(accepted.pending.is_none());
     assert!(matches!(
-        keys::confirm_contact_key(&a, BOB, &bob1.fingerprint().to_hex(), &clock),
+        keys::confirm_contact_key(&a, BOB, &bob1.fingerprint().to_hex(), &sys),
         Err(CoreError::FingerprintMismatch)
     ));
     let spaced: String = bob2
@@ -169,13 +196,13 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
-        keys::confirm_contact_key(&a, BOB, &spaced, &clock)
+        keys::confirm_contact_key(&a, BOB, &spaced, &sys)
             .unwrap()
             .confirmed
     );
     // Contacts travel with the settings too.
-    sync::sync_settings(&a, &pw(PW_A), &clock).unwrap();
-    sync::sync_settings(&b, &pw(PW_A), &clock).unwrap();
+    RT.block_on(remote(&a, PW_A).sync_settings()).unwrap();
+    RT.block_on(remote(&b, PW_A).sync_settings()).unwrap();
     assert_eq!(
         keys::contact(&b, BOB).unwrap(),
         keys::contact(&a, BOB).unwrap()
@@ -190,7 +217,7 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
         "carol@sealpost.test",
         &carol_cert,
         KeySource::Autocrypt,
-        &clock,
+        &sys,
     )
     .unwrap();
     assert!(
@@ -205,7 +232,7 @@ fn the_own_key_reaches_a_second_device_and_changed_contact_keys_are_flagged() {
             "carol@sealpost.test",
             &carol_cert,
             KeySource::Directory,
-            &clock
+            &sys
         )
         .unwrap(),
         Observation::Known
@@ -295,24 +322,23 @@ fn a_key_proven_through_real_mail_is_found_by_others_and_its_signatures_verify()
         Some(mailer),
     )
     .unwrap();
-    let clock = SystemClock;
+    let sys = SystemClock;
 
     // Alice publishes her key; the proof arrives in her mailbox and her app spends it.
-    let (alice, _) = sync::create_account(
+    let alice = create(
         &dir.path().join("alice"),
         &server.url(),
         "alice",
-        &pw(PW_A),
+        PW_A,
         "laptop",
-        &clock,
-    )
-    .unwrap();
-    let alice_key = keys::ensure_own_key(&alice, "Alice", &[ALICE], &clock).unwrap();
+    );
+    let alice_key = keys::ensure_own_key(&alice, "Alice", &[ALICE], &sys).unwrap();
     assert!(matches!(
-        sync::publish_key(&alice, &pw(PW_A), BOB, &clock),
+        RT.block_on(remote(&alice, PW_A).publish_key(BOB)),
         Err(CoreError::BadAddress(_))
     ));
-    sync::publish_key(&alice, &pw(PW_A), ALICE, &clock).unwrap();
+    RT.block_on(remote(&alice, PW_A).publish_key(ALICE))
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let token = loop {
         let found = inbox(&dovecot, &ca, ALICE, "alice mail password")
@@ -328,27 +354,27 @@ fn a_key_proven_through_real_mail_is_found_by_others_and_its_signatures_verify()
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
-    let entry = sync::confirm_published_key(&alice, &pw(PW_A), &token, &clock).unwrap();
+    let entry = RT
+        .block_on(remote(&alice, PW_A).confirm_published_key(&token))
+        .unwrap();
     assert_eq!(entry.address.as_str(), ALICE);
 
     // Bob, another account on the server, finds it; it counts as confirmed.
-    let (bob, _) = sync::create_account(
-        &dir.path().join("bob"),
-        &server.url(),
-        "bob",
-        &pw(PW_B),
-        "desk",
-        &clock,
-    )
-    .unwrap();
-    let bob_key = keys::ensure_own_key(&bob, "Bob", &[BOB], &clock).unwrap();
+    let bob = create(&dir.path().join("bob"), &server.url(), "bob", PW_B, "desk");
+    let bob_key = keys::ensure_own_key(&bob, "Bob", &[BOB], &sys).unwrap();
     assert_eq!(
-        sync::lookup_directory(&bob, ALICE, &clock).unwrap(),
+        RT.block_on(sync::lookup_directory(&bob, ALICE, &clock()))
+            .unwrap(),
         Some(Observation::New)
     );
     assert!(keys::contact(&bob, ALICE).unwrap().unwrap().confirmed);
     assert_eq!(
-        sync::lookup_directory(&bob, "nobody@sealpost.test", &clock).unwrap(),
+        RT.block_on(sync::lookup_directory(
+            &bob,
+            "nobody@sealpost.test",
+            &clock()
+        ))
+        .unwrap(),
         None
     );
 
@@ -358,7 +384,7 @@ fn a_key_proven_through_real_mail_is_found_by_others_and_its_signatures_verify()
         BOB,
         &bob_key.public_bytes().unwrap(),
         KeySource::Manual,
-        &clock,
+        &sys,
     )
     .unwrap();
     let now = SystemTime::now();
@@ -376,7 +402,7 @@ fn a_key_proven_through_real_mail_is_found_by_others_and_its_signatures_verify()
         autocrypt: Some(sealpost_pgp::PreferEncrypt::Mutual),
     };
     let raw = sealpost_pgp::encrypt_mail(&mail, &alice_key, &[bob_key.cert()], now).unwrap();
-    let ring = Keyring::load(&bob, &clock).unwrap();
+    let ring = Keyring::load(&bob, &sys).unwrap();
     let opened = sealpost_pgp::open_mail(&raw, &ring.context(now)).unwrap();
     assert_eq!(opened.subject.as_deref(), Some("Lunch?"));
     assert!(

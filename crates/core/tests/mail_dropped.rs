@@ -15,6 +15,7 @@
 mod mail_common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mail_common::*;
@@ -38,7 +39,7 @@ async fn a_sync_cut_mid_fetch_fails_cleanly_and_the_next_one_ends_exactly_like_t
     let proxy = TcpProxy::start(servers.imaps_addr()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let u = profile(dir.path(), "alice");
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let acc = add(
         &mb,
         &servers.account_via(ALICE, proxy.port()),

@@ -10,6 +10,7 @@
 
 mod mail_common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mail_common::*;
@@ -24,7 +25,7 @@ async fn flags_set_offline_reach_the_server_with_the_next_sync_and_win_over_its_
     let servers = Servers::start(false);
     let dir = tempfile::tempdir().unwrap();
     let u = profile(dir.path(), "alice");
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let acc = add(&mb, &servers.account(ALICE), ALICE_MAIL_PW);
     servers
         .dovecot
@@ -65,7 +66,7 @@ async fn flags_set_offline_reach_the_server_with_the_next_sync_and_win_over_its_
     assert_eq!(mb.pending_flag_changes(&acc).unwrap(), 4);
     let before = server_folder(&servers, ALICE, ALICE_MAIL_PW, "INBOX").await;
     assert!(before.values().all(Vec::is_empty), "{before:?}");
-    let unread = |mb: &Mailbox<'_>| {
+    let unread = |mb: &Mailbox| {
         mb.folders(&acc)
             .unwrap()
             .into_iter()
@@ -119,7 +120,7 @@ async fn flag_changes_from_another_connection_during_a_sync_neither_fail_it_nor_
     let servers = Servers::start(false);
     let dir = tempfile::tempdir().unwrap();
     let u = profile(dir.path(), "alice");
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let acc = add(&mb, &servers.account(ALICE), ALICE_MAIL_PW);
     let first: Vec<Vec<u8>> = (0..100).map(|i| message(&format!("a{i}"), 300)).collect();
     servers
@@ -147,11 +148,13 @@ async fn flag_changes_from_another_connection_during_a_sync_neither_fail_it_nor_
     let ui = {
         let (dir, ids, stop) = (dir.path().to_owned(), ids.clone(), stop.clone());
         std::thread::spawn(move || {
-            let u = sealpost_core::vault::open(&dir)
-                .unwrap()
-                .unlock(&sealpost_crypto::Password::new(PROFILE_PW).unwrap())
-                .unwrap();
-            let mb = Mailbox::open(&u, &SystemClock).unwrap();
+            let u = Arc::new(
+                sealpost_core::vault::open(&dir)
+                    .unwrap()
+                    .unlock(&sealpost_crypto::Password::new(PROFILE_PW).unwrap())
+                    .unwrap(),
+            );
+            let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
             ready_tx.send(()).unwrap();
             let mut flips = 0u64;
             for (round, id) in (0u64..).zip(ids.iter().cycle()) {

@@ -12,6 +12,7 @@
 
 mod mail_common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mail_common::*;
@@ -37,7 +38,7 @@ async fn ten_thousand_messages_sync_fully_and_a_second_sync_moves_only_the_100_c
     );
     let dir = tempfile::tempdir().unwrap();
     let u = profile(dir.path(), "alice");
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let acc = add(&mb, &servers.account(ALICE), ALICE_MAIL_PW);
 
     let t = Instant::now();

@@ -25,6 +25,7 @@
 mod mail_common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mail_common::*;
@@ -95,7 +96,7 @@ fn count(map: &BTreeMap<String, Vec<String>>, subject: &str) -> usize {
     map.get(subject).map_or(0, Vec::len)
 }
 
-fn state_of(mb: &Mailbox<'_>, acc: &MailAccount, id: i64) -> String {
+fn state_of(mb: &Mailbox, acc: &MailAccount, id: i64) -> String {
     mb.outbox(acc)
         .unwrap()
         .into_iter()
@@ -106,7 +107,7 @@ fn state_of(mb: &Mailbox<'_>, acc: &MailAccount, id: i64) -> String {
 /// Queues `compose` and flushes, stopped at `step` as a kill there would stop it;
 /// returns the entry's id and the steps it went through.
 async fn killed_at(
-    mb: &Mailbox<'_>,
+    mb: &mut Mailbox,
     acc: &MailAccount,
     compose: &Compose,
     step: OutboxStep,
@@ -145,7 +146,7 @@ async fn a_flush_killed_at_every_step_sends_exactly_once_or_waits_for_the_user()
     let alice = profile(dir.path(), "alice");
     let clock = SystemClock;
     let acc = {
-        let mb = Mailbox::open(&alice, &clock).unwrap();
+        let mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
         add(&mb, &servers.account(ALICE), ALICE_MAIL_PW)
     };
     use OutboxStep as S;
@@ -162,8 +163,9 @@ async fn a_flush_killed_at_every_step_sends_exactly_once_or_waits_for_the_user()
     for step in steps {
         let subject = format!("killed at {step:?}");
         let (id, seen) = {
-            let mb = Mailbox::open(&alice, &clock).unwrap();
-            let (id, seen) = killed_at(&mb, &acc, &to(BOB, &subject, "exactly once"), step).await;
+            let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
+            let (id, seen) =
+                killed_at(&mut mb, &acc, &to(BOB, &subject, "exactly once"), step).await;
             let expected = match step {
                 S::Recorded | S::Connecting => "queued",
                 S::Started | S::Submitted => "sending",
@@ -188,7 +190,7 @@ async fn a_flush_killed_at_every_step_sends_exactly_once_or_waits_for_the_user()
 
         // "Restart": a new store handle, and the flush finishes the job, or leaves it
         // to the user.
-        let mb = Mailbox::open(&alice, &clock).unwrap();
+        let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
         let report = mb.flush_outbox(&acc, &clock).await.unwrap();
         assert!(report.failed.is_empty(), "{step:?}: {report:?}");
         match step {
@@ -224,7 +226,7 @@ async fn a_flush_killed_at_every_step_sends_exactly_once_or_waits_for_the_user()
     }
 
     // The user decides: the first in doubt goes again, the second is dropped.
-    let mb = Mailbox::open(&alice, &clock).unwrap();
+    let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
     let waiting = |step| in_doubt.iter().find(|(s, _)| *s == step).unwrap().1;
     let (started, submitted) = (waiting(S::Started), waiting(S::Submitted));
     assert!(
@@ -259,12 +261,12 @@ async fn an_interrupted_send_that_reached_the_server_is_found_there_and_not_sent
     let dir = tempfile::tempdir().unwrap();
     let alice = profile(dir.path(), "alice");
     let clock = SystemClock;
-    let mb = Mailbox::open(&alice, &clock).unwrap();
+    let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
     let acc = add(&mb, &servers.account(ALICE), ALICE_MAIL_PW);
 
     // A provider that keeps in Sent what it relays: the copy is there.
     let (id, _) = killed_at(
-        &mb,
+        &mut mb,
         &acc,
         &to(BOB, "kept by the server", "one"),
         OutboxStep::Submitted,
@@ -283,7 +285,7 @@ async fn an_interrupted_send_that_reached_the_server_is_found_there_and_not_sent
     let mut alice_imap = servers.imap(ALICE, ALICE_MAIL_PW).await;
     alice_imap.append("Sent", &[], &raw).await.unwrap();
     alice_imap.logout().await.unwrap();
-    let mb = Mailbox::open(&alice, &clock).unwrap();
+    let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
     let report = mb.flush_outbox(&acc, &clock).await.unwrap();
     assert_eq!(
         (report.found, report.sent, report.appended, report.cleared),
@@ -301,7 +303,7 @@ async fn an_interrupted_send_that_reached_the_server_is_found_there_and_not_sent
 
     // To oneself: once delivered, it is found in INBOX; the copy in Sent is made.
     let (id, _) = killed_at(
-        &mb,
+        &mut mb,
         &acc,
         &to(ALICE, "to myself", "two"),
         OutboxStep::Submitted,
@@ -335,7 +337,7 @@ async fn a_cut_in_the_message_leaves_it_in_doubt_and_no_server_leaves_it_queued(
     let dir = tempfile::tempdir().unwrap();
     let alice = profile(dir.path(), "alice");
     let clock = SystemClock;
-    let mb = Mailbox::open(&alice, &clock).unwrap();
+    let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
     let mut new = servers.account(ALICE);
     new.smtp = Server::tls("localhost", proxy.port());
     let acc = add(&mb, &new, ALICE_MAIL_PW);
@@ -406,7 +408,7 @@ async fn two_copies_with_one_message_id_are_listed_once() {
     let servers = Servers::start(false);
     let dir = tempfile::tempdir().unwrap();
     let alice = profile(dir.path(), "alice");
-    let mb = Mailbox::open(&alice, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&alice, Arc::new(SystemClock)).unwrap();
     let acc = add(&mb, &servers.account(ALICE), ALICE_MAIL_PW);
     let twice = message("twice", 200);
     let mut imap = servers.imap(ALICE, ALICE_MAIL_PW).await;

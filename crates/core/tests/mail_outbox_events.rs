@@ -1,4 +1,4 @@
-//! Per-message outbox events as the app gets them: through the session and its mail
+//! Per-message outbox events as the app gets them: through the API and its mail
 //! worker, for a real send through Postfix (the demo world: Dovecot, Postfix, a sync
 //! server). The events of one message arrive in order: queued, connecting, sending,
 //! saving to Sent, sent; nothing else for it, and each once.
@@ -10,19 +10,15 @@
     clippy::panic
 )]
 
-use std::sync::{Arc, Mutex};
+mod api_common;
+
 use std::time::{Duration, Instant};
 
-use sealpost_core::mailbox::Compose;
-use sealpost_core::session::{
-    ComposeRequest, EventSink, MailEvent, OutboxStepEvent, Session, SessionConfig, SessionEvent,
-};
-use sealpost_crypto::Password;
+use api_common::*;
+use sealpost_core::CoreEvent;
+use sealpost_core::api::{ComposeRequest, MailEvent, OutboxStepEvent};
 use sealpost_demo::Stack;
-use sealpost_mail::{Secret, Server};
 use sealpost_testkit::watchdog::deadline;
-
-const PW: &str = "tundra mosaic gravel whimsy plank";
 
 #[test]
 fn a_sent_message_reports_each_step_in_order_through_the_worker() {
@@ -32,50 +28,27 @@ fn a_sent_message_reports_each_step_in_order_through_the_worker() {
     runtime.block_on(async {
         let user = stack.users()[0].clone();
         let tmp = tempfile::tempdir().unwrap();
-        let events: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
-        let sink: EventSink = {
-            let events = Arc::clone(&events);
-            Arc::new(move |e| events.lock().unwrap().push(e))
-        };
-        let session = Session::start(
-            SessionConfig {
-                profile_dir: tmp.path().join("alice"),
-                server_url: stack.sync_url(),
-                device_name: "test device".into(),
-                mail_extra_roots_pem: std::fs::read_to_string(stack.ca_file()).unwrap(),
-            },
-            sink,
-        )
-        .unwrap();
-        session
-            .create_account("alice".into(), Password::new(PW).unwrap())
+        let alice = person(&stack, &tmp.path().join("alice"));
+        alice
+            .core
+            .account()
+            .create("alice".into(), pw(PW_A))
             .await
             .unwrap();
-        let account_id = session
-            .add_mail_account(
-                user.address.clone(),
-                user.address.clone(),
-                Server::tls("localhost", stack.imaps_port()),
-                Server::tls("localhost", stack.submissions_port()),
-                Secret::new(user.password.as_str()),
-            )
-            .await
-            .unwrap()
-            .id;
-        let message_id = session
+        let account_id = add_mail(&alice, &stack, &user.address, &user.password).await;
+        let message_id = alice
+            .core
+            .compose()
             .send(ComposeRequest {
                 account_id,
-                compose: Compose {
-                    to: vec![user.address.clone()],
-                    subject: "step by step".into(),
-                    text: "Each step is an event.".into(),
-                    ..Compose::default()
-                },
-                attachments: Vec::new(),
-                draft_id: None,
+                to: vec![user.address.clone()],
+                subject: "step by step".into(),
+                body: "Each step is an event.".into(),
+                ..ComposeRequest::default()
             })
             .await
             .unwrap();
+        let events = &alice.events;
 
         let steps = || -> Vec<OutboxStepEvent> {
             events
@@ -83,7 +56,7 @@ fn a_sent_message_reports_each_step_in_order_through_the_worker() {
                 .unwrap()
                 .iter()
                 .filter_map(|e| match e {
-                    SessionEvent::Mail(MailEvent::Outbox {
+                    CoreEvent::Mail(MailEvent::Outbox {
                         message_id: m,
                         step,
                         message,
@@ -113,6 +86,6 @@ fn a_sent_message_reports_each_step_in_order_through_the_worker() {
                 OutboxStepEvent::Sent,
             ]
         );
-        drop(session);
+        drop(alice);
     });
 }

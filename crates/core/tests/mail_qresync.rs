@@ -13,6 +13,7 @@
 
 mod mail_common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mail_common::*;
@@ -33,7 +34,7 @@ async fn a_second_sync_after_100_changes_is_one_select_per_folder() {
     servers.dovecot.write_maildir(ALICE, "INBOX", &all).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let u = profile(dir.path(), "alice");
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let acc = add(&mb, &servers.account(ALICE), ALICE_MAIL_PW);
 
     let first = mb.sync(&acc, &SystemClock).await.unwrap();

@@ -17,8 +17,8 @@
 
 mod mail_common;
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mail_common::*;
@@ -31,7 +31,7 @@ use sealpost_testkit::proxy::TcpProxy;
 use sealpost_testkit::watchdog::deadline;
 use tokio::sync::Notify;
 
-type Events = Rc<RefCell<Vec<MailEvent>>>;
+type Events = Arc<Mutex<Vec<MailEvent>>>;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -52,7 +52,8 @@ async fn wait_event(
     let started = Instant::now();
     loop {
         if let Some(i) = events
-            .borrow()
+            .lock()
+            .unwrap()
             .iter()
             .enumerate()
             .skip(from)
@@ -64,7 +65,7 @@ async fn wait_event(
         assert!(
             started.elapsed() < limit,
             "no {what} within {limit:?}; events: {:#?}",
-            events.borrow()
+            events.lock().unwrap()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -103,7 +104,7 @@ async fn bob_sends(servers: &Servers, subject: &str) {
     .unwrap();
 }
 
-fn in_store(mb: &Mailbox<'_>, acc: &MailAccount, folder: &str, subject: &str) -> bool {
+fn in_store(mb: &Mailbox, acc: &MailAccount, folder: &str, subject: &str) -> bool {
     mb.list(acc, folder)
         .unwrap()
         .iter()
@@ -115,39 +116,39 @@ fn idle_brings_new_mail_within_seconds_and_a_wake_up_sends_and_pushes_flags() {
     let _deadline = deadline(Duration::from_secs(150), "the IDLE scheduler test");
     let servers = Servers::start(true);
     let dir = tempfile::tempdir().unwrap();
-    let u = Rc::new(profile(dir.path(), "alice"));
+    let u = profile(dir.path(), "alice");
     let acc = {
-        let mb = Mailbox::open(&u, &SystemClock).unwrap();
+        let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
         add(&mb, &servers.account(ALICE), ALICE_MAIL_PW)
     };
-    let events: Events = Rc::default();
-    let wake = Rc::new(Notify::new());
+    let events: Events = Arc::default();
+    let wake = Arc::new(Notify::new());
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime(), async {
         let task = tokio::task::spawn_local({
-            let (u, events, wake, acc) = (Rc::clone(&u), Rc::clone(&events), Rc::clone(&wake), acc.clone());
+            let (u, events, wake, acc) = (Arc::clone(&u), Arc::clone(&events), Arc::clone(&wake), acc.clone());
             async move {
-                let sink = |e: MailEvent| events.borrow_mut().push(e);
-                run_account(&u, acc, &SystemClock, &sink, &wake).await
+                let sink = |e: MailEvent| events.lock().unwrap().push(e);
+                run_account(Mailbox::open(&u, Arc::new(SystemClock)).unwrap(), acc, &SystemClock, &sink, &wake).await
             }
         });
         let limit = Duration::from_secs(30);
         let first = wait_event(&events, 0, limit, "first IDLE", |e| is_phase(e, Phase::Idle)).await;
-        assert!(is_phase(&events.borrow()[0], Phase::Connecting));
+        assert!(is_phase(&events.lock().unwrap()[0], Phase::Connecting));
         assert!(
-            events.borrow()[..first].iter().any(|e| matches!(
+            events.lock().unwrap()[..first].iter().any(|e| matches!(
                 e,
                 MailEvent::Progress { phase: Phase::Syncing, folder: Some(f), total: Some(0), .. } if f == "INBOX"
             )),
             "per-folder progress: {:#?}",
-            events.borrow()
+            events.lock().unwrap()
         );
         // Let the loop get into IDLE on the server.
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         // New mail through SMTP: in the store, with an event, within seconds.
-        let mb = Mailbox::open(&u, &SystemClock).unwrap();
-        let mark = events.borrow().len();
+        let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
+        let mark = events.lock().unwrap().len();
         let sent = Instant::now();
         bob_sends(&servers, "idle news").await;
         let accepted = sent.elapsed();
@@ -156,7 +157,7 @@ fn idle_brings_new_mail_within_seconds_and_a_wake_up_sends_and_pushes_flags() {
         })
         .await;
         let latency = sent.elapsed();
-        assert!(in_store(&mb, &acc, "INBOX", "idle news"), "{:#?}", events.borrow()[mark..].to_vec());
+        assert!(in_store(&mb, &acc, "INBOX", "idle news"), "{:#?}", events.lock().unwrap()[mark..].to_vec());
         println!(
             "IDLE latency: SMTP accepted after {:.0} ms, in the store with a Changed event after {:.0} ms",
             accepted.as_secs_f64() * 1000.0,
@@ -167,7 +168,7 @@ fn idle_brings_new_mail_within_seconds_and_a_wake_up_sends_and_pushes_flags() {
         wait_event(&events, i, limit, "IDLE again", |e| is_phase(e, Phase::Idle)).await;
 
         // The app queues a message and wakes the loop: sent at once, with events.
-        let mark = events.borrow().len();
+        let mark = events.lock().unwrap().len();
         let entry = mb
             .queue(
                 &acc,
@@ -206,7 +207,7 @@ fn idle_brings_new_mail_within_seconds_and_a_wake_up_sends_and_pushes_flags() {
             .find(|m| m.subject == "idle news")
             .unwrap();
         wait_event(&events, sending, limit, "IDLE after the send", |e| is_phase(e, Phase::Idle)).await;
-        let mark = events.borrow().len();
+        let mark = events.lock().unwrap().len();
         mb.set_flag_local(news.id, Flag::Flagged, true).unwrap();
         wake.notify_one();
         wait_event(&events, mark, limit, "IDLE after the flag", |e| is_phase(e, Phase::Idle)).await;
@@ -214,11 +215,11 @@ fn idle_brings_new_mail_within_seconds_and_a_wake_up_sends_and_pushes_flags() {
         assert_eq!(server[&news.uid], ["\\Flagged"], "{server:?}");
         assert_eq!(mb.pending_flag_changes(&acc).unwrap(), 0);
 
-        assert!(!task.is_finished(), "the loop ended: {:#?}", events.borrow());
+        assert!(!task.is_finished(), "the loop ended: {:#?}", events.lock().unwrap());
         assert!(
-            !events.borrow().iter().any(|e| is_phase(e, Phase::Offline)),
+            !events.lock().unwrap().iter().any(|e| is_phase(e, Phase::Offline)),
             "{:#?}",
-            events.borrow()
+            events.lock().unwrap()
         );
         task.abort();
     });
@@ -230,29 +231,36 @@ fn the_loop_goes_offline_with_backoff_and_comes_back_by_itself() {
     let servers = Servers::start(false);
     let proxy = TcpProxy::start(servers.imaps_addr()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let u = Rc::new(profile(dir.path(), "alice"));
+    let u = profile(dir.path(), "alice");
     let acc = {
-        let mb = Mailbox::open(&u, &SystemClock).unwrap();
+        let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
         add(
             &mb,
             &servers.account_via(ALICE, proxy.port()),
             ALICE_MAIL_PW,
         )
     };
-    let events: Events = Rc::default();
-    let wake = Rc::new(Notify::new());
+    let events: Events = Arc::default();
+    let wake = Arc::new(Notify::new());
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime(), async {
         let task = tokio::task::spawn_local({
             let (u, events, wake, acc) = (
-                Rc::clone(&u),
-                Rc::clone(&events),
-                Rc::clone(&wake),
+                Arc::clone(&u),
+                Arc::clone(&events),
+                Arc::clone(&wake),
                 acc.clone(),
             );
             async move {
-                let sink = |e: MailEvent| events.borrow_mut().push(e);
-                run_account(&u, acc, &SystemClock, &sink, &wake).await
+                let sink = |e: MailEvent| events.lock().unwrap().push(e);
+                run_account(
+                    Mailbox::open(&u, Arc::new(SystemClock)).unwrap(),
+                    acc,
+                    &SystemClock,
+                    &sink,
+                    &wake,
+                )
+                .await
             }
         });
         let limit = Duration::from_secs(30);
@@ -263,7 +271,7 @@ fn the_loop_goes_offline_with_backoff_and_comes_back_by_itself() {
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         // The server goes away: the IDLE connection is cut and new ones fail.
-        let mark = events.borrow().len();
+        let mark = events.lock().unwrap().len();
         let down = Instant::now();
         proxy.set_down(true);
         let first = wait_event(&events, mark, limit, "offline", |e| {
@@ -281,7 +289,7 @@ fn the_loop_goes_offline_with_backoff_and_comes_back_by_itself() {
         .await;
         let waits: Vec<u64> = [first, second, third]
             .iter()
-            .map(|&i| match &events.borrow()[i] {
+            .map(|&i| match &events.lock().unwrap()[i] {
                 MailEvent::Progress {
                     retry_in_secs: Some(s),
                     message: Some(m),
@@ -303,7 +311,7 @@ fn the_loop_goes_offline_with_backoff_and_comes_back_by_itself() {
         );
         if let MailEvent::Progress {
             message: Some(m), ..
-        } = &events.borrow()[first]
+        } = &events.lock().unwrap()[first]
         {
             println!("offline message: {m}");
             assert!(!m.contains(ALICE_MAIL_PW));
@@ -314,7 +322,7 @@ fn the_loop_goes_offline_with_backoff_and_comes_back_by_itself() {
             .dovecot
             .write_maildir(ALICE, "INBOX", &[message("while-away", 100)])
             .unwrap();
-        let mark = events.borrow().len();
+        let mark = events.lock().unwrap().len();
         proxy.set_down(false);
         let up = Instant::now();
         wait_event(
@@ -329,7 +337,7 @@ fn the_loop_goes_offline_with_backoff_and_comes_back_by_itself() {
             "back in sync {:.1} s after the server returned",
             up.elapsed().as_secs_f64()
         );
-        let mb = Mailbox::open(&u, &SystemClock).unwrap();
+        let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
         assert!(in_store(&mb, &acc, "INBOX", "bulk while-away"));
         wait_event(&events, mark, limit, "IDLE again", |e| {
             is_phase(e, Phase::Idle)
@@ -339,7 +347,7 @@ fn the_loop_goes_offline_with_backoff_and_comes_back_by_itself() {
 
         // A wake-up cuts a wait short: down again, then up and woken at once.
         proxy.set_down(true);
-        let mark = events.borrow().len();
+        let mark = events.lock().unwrap().len();
         let mut last = wait_event(&events, mark, limit, "offline again", |e| {
             is_phase(e, Phase::Offline)
         })

@@ -9,6 +9,7 @@
 )]
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sealpost_core::keys::{self, KeySource};
@@ -74,13 +75,13 @@ impl Servers {
     }
 }
 
-fn profile(dir: &Path, name: &str) -> Unlocked {
+fn profile(dir: &Path, name: &str) -> Arc<Unlocked> {
     let (u, _code) =
         vault::create(dir, name, &Password::new(PROFILE_PW).unwrap(), &SystemClock).unwrap();
-    u
+    Arc::new(u)
 }
 
-fn add(mb: &Mailbox<'_>, servers: &Servers, address: &str, pw: &str) -> MailAccount {
+fn add(mb: &Mailbox, servers: &Servers, address: &str, pw: &str) -> MailAccount {
     mb.add_account(&servers.account(address), &Secret::new(pw), &SystemClock)
         .unwrap()
 }
@@ -98,7 +99,7 @@ fn compose(to: &str, subject: &str, text: &str, encrypt: bool) -> Compose {
 /// Syncs until `folder` holds at least `n` messages (delivery through Postfix takes a
 /// moment), then returns the list.
 async fn sync_until(
-    mb: &Mailbox<'_>,
+    mb: &mut Mailbox,
     account: &MailAccount,
     folder: &str,
     n: usize,
@@ -139,8 +140,8 @@ async fn encrypted_mail_reaches_bob_decrypted_verified_searchable_and_sealed_at_
     let alice = profile(&a_dir, "alice");
     let bob = profile(&b_dir, "bob");
     let clock = SystemClock;
-    let mb_a = Mailbox::open(&alice, &clock).unwrap();
-    let mb_b = Mailbox::open(&bob, &clock).unwrap();
+    let mut mb_a = Mailbox::open(&alice, Arc::new(clock)).unwrap();
+    let mut mb_b = Mailbox::open(&bob, Arc::new(clock)).unwrap();
     let acc_a = add(&mb_a, &servers, ALICE, ALICE_MAIL_PW);
     let acc_b = add(&mb_b, &servers, BOB, BOB_MAIL_PW);
     assert_eq!(mb_a.accounts().unwrap(), vec![acc_a.clone()]);
@@ -158,7 +159,7 @@ async fn encrypted_mail_reaches_bob_decrypted_verified_searchable_and_sealed_at_
     let flushed = mb_a.flush_outbox(&acc_a, &clock).await.unwrap();
     assert_eq!((flushed.sent, flushed.appended, flushed.cleared), (1, 1, 1));
     assert!(mb_a.outbox(&acc_a).unwrap().is_empty());
-    let inbox = sync_until(&mb_a, &acc_a, "INBOX", 1).await;
+    let inbox = sync_until(&mut mb_a, &acc_a, "INBOX", 1).await;
     assert_eq!(inbox[0].subject, "hello self");
     assert_eq!(inbox[0].from, ALICE);
     assert!(!inbox[0].encrypted);
@@ -211,7 +212,7 @@ async fn encrypted_mail_reaches_bob_decrypted_verified_searchable_and_sealed_at_
 
     // Bob: decrypted, the protected subject in the list, the signature valid once his
     // store has collected Alice's Autocrypt key from the message itself.
-    let list = sync_until(&mb_b, &acc_b, "INBOX", 1).await;
+    let list = sync_until(&mut mb_b, &acc_b, "INBOX", 1).await;
     assert_eq!(list.len(), 1);
     let row = &list[0];
     assert_eq!(row.subject, subject);
@@ -230,12 +231,14 @@ async fn encrypted_mail_reaches_bob_decrypted_verified_searchable_and_sealed_at_
     assert!(opened.text.unwrap().contains("xylophonist"));
 
     // Search finds words that exist only inside the encryption; whole words, any case.
-    let ids = |q: &str| -> Vec<i64> { mb_b.search(q).unwrap().iter().map(|m| m.id).collect() };
-    assert_eq!(ids("xylophonist"), [row.id]);
-    assert_eq!(ids("QUASARBLANKET zebrafinch"), [row.id]);
-    assert_eq!(ids(ALICE), [row.id]);
-    assert!(ids("xylophon").is_empty());
-    assert!(ids("xylophonist absentword").is_empty());
+    let ids = |mb: &Mailbox, q: &str| -> Vec<i64> {
+        mb.search(q).unwrap().iter().map(|m| m.id).collect()
+    };
+    assert_eq!(ids(&mb_b, "xylophonist"), [row.id]);
+    assert_eq!(ids(&mb_b, "QUASARBLANKET zebrafinch"), [row.id]);
+    assert_eq!(ids(&mb_b, ALICE), [row.id]);
+    assert!(ids(&mb_b, "xylophon").is_empty());
+    assert!(ids(&mb_b, "xylophonist absentword").is_empty());
     // Alice's store has her Sent copy (encrypted to her too) indexed.
     mb_a.sync(&acc_a, &clock).await.unwrap();
     let sent = mb_a.list(&acc_a, "Sent").unwrap();
@@ -253,7 +256,7 @@ async fn encrypted_mail_reaches_bob_decrypted_verified_searchable_and_sealed_at_
     }
     mb_b.sync(&acc_b, &clock).await.unwrap();
     assert_eq!(mb_b.list(&acc_b, "INBOX").unwrap().len(), 1);
-    assert_eq!(ids("xylophonist"), [row.id]);
+    assert_eq!(ids(&mb_b, "xylophonist"), [row.id]);
 
     // Nothing of the encrypted mail's subject or text, nor of the draft, is readable
     // in either profile's files (database, WAL, vault).
@@ -278,7 +281,7 @@ async fn flags_moves_expunges_uidvalidity_and_unreadable_mail() {
     let dir = tempfile::tempdir().unwrap();
     let alice = profile(dir.path(), "alice");
     let clock = SystemClock;
-    let mb = Mailbox::open(&alice, &clock).unwrap();
+    let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
     let acc = add(&mb, &servers, ALICE, ALICE_MAIL_PW);
 
     let mut direct = servers.imap(ALICE, ALICE_MAIL_PW).await;
@@ -410,7 +413,7 @@ async fn drafts_of_encrypted_mail_are_on_the_server_encrypted_to_self() {
     let dir = tempfile::tempdir().unwrap();
     let u = profile(&dir.path().join("alice"), "alice");
     keys::ensure_own_key(&u, "Alice", &[ALICE], &SystemClock).unwrap();
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let account = add(&mb, &servers, ALICE, ALICE_MAIL_PW);
 
     let first = compose(BOB, "Surprise party", "Bring the cake at seven.", true);
@@ -458,7 +461,7 @@ async fn plain_mail_carries_autocrypt_and_replies_to_encrypted_mail_stay_encrypt
     let dir = tempfile::tempdir().unwrap();
     let u = profile(&dir.path().join("alice"), "alice");
     let key = keys::ensure_own_key(&u, "Alice", &[ALICE], &SystemClock).unwrap();
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let account = add(&mb, &servers, ALICE, ALICE_MAIL_PW);
 
     mb.queue(
@@ -474,7 +477,7 @@ async fn plain_mail_carries_autocrypt_and_replies_to_encrypted_mail_stay_encrypt
     )
     .unwrap();
     mb.flush_outbox(&account, &SystemClock).await.unwrap();
-    let inbox = sync_until(&mb, &account, "INBOX", 2).await;
+    let inbox = sync_until(&mut mb, &account, "INBOX", 2).await;
 
     let plain = inbox.iter().find(|m| !m.encrypted).expect("the plain one");
     let read = mb.read(plain.id, &SystemClock).unwrap();

@@ -4,7 +4,7 @@
 //! Dovecot's SASL. Through the mail store: sign in, sync and send with the token, a
 //! refresh before expiry stored in the vault (and used by another mailbox on the same
 //! store), a revoked grant refused in words, no token in the clear on disk. Through the
-//! session: the app's sign-in, with the account's worker sending with the token.
+//! API: the app's sign-in, with the account's worker sending with the token.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,17 +17,17 @@ use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use sealpost_core::api::{
+    ComposeRequest, MailEvent, OAuthSignIn, OpenUrl, OutboxStepEvent, ServerSettings,
+};
 use sealpost_core::clock::FixedClock;
 use sealpost_core::mailbox::oauth::{
     self as mail_oauth, AccountAuth, OAuthApp, OAuthChoice, OAuthGrant, oauth_secret,
 };
 use sealpost_core::mailbox::{Compose, MailAccount, Mailbox, NewAccount};
-use sealpost_core::session::oauth::{OAuthSignIn, OpenUrl};
-use sealpost_core::session::{
-    ComposeRequest, EventSink, MailEvent, OutboxStepEvent, Session, SessionConfig, SessionEvent,
-};
 use sealpost_core::vault::{self, Unlocked};
 use sealpost_core::{Clock as _, CoreError, SystemClock};
+use sealpost_core::{Core, CoreConfig, CoreEvent, EventSink};
 use sealpost_crypto::Password;
 use sealpost_mail::{Credentials, Server};
 use sealpost_testkit::dovecot::{Dovecot, DovecotOptions, TestUser};
@@ -112,7 +112,7 @@ fn landed_on_the_app(rx: &mpsc::Receiver<(u16, String)>) {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 }
 
-fn profile(dir: &Path) -> Unlocked {
+fn profile(dir: &Path) -> Arc<Unlocked> {
     let (u, _code) = vault::create(
         dir,
         "alice",
@@ -120,7 +120,7 @@ fn profile(dir: &Path) -> Unlocked {
         &SystemClock,
     )
     .unwrap();
-    u
+    Arc::new(u)
 }
 
 /// Every file under `dir` (database, WAL, anything) that contains `needle`.
@@ -160,7 +160,7 @@ fn token_of(c: &Credentials) -> String {
     }
 }
 
-async fn sync_until(mb: &Mailbox<'_>, account: &MailAccount, n: usize) {
+async fn sync_until(mb: &mut Mailbox, account: &MailAccount, n: usize) {
     for _ in 0..60 {
         mb.sync(account, &SystemClock).await.unwrap();
         if mb.list(account, "INBOX").unwrap().len() >= n {
@@ -210,7 +210,7 @@ async fn an_oauth_account_syncs_sends_refreshes_and_keeps_its_tokens_sealed() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", w.dovecot.log()));
-    let mb = Mailbox::open(&alice, &clock).unwrap();
+    let mut mb = Mailbox::open(&alice, Arc::new(clock)).unwrap();
     let account = mb.add_oauth_account(&new, &grant, &clock).unwrap();
     assert_eq!(account.login, ALICE);
     match mb.auth(&account).unwrap() {
@@ -229,7 +229,7 @@ async fn an_oauth_account_syncs_sends_refreshes_and_keeps_its_tokens_sealed() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", w.postfix.log()));
     assert_eq!(flushed.sent, 1);
-    sync_until(&mb, &account, 1).await;
+    sync_until(&mut mb, &account, 1).await;
     assert_eq!(
         mb.list(&account, "INBOX").unwrap()[0].subject,
         "first token mail"
@@ -258,7 +258,7 @@ async fn an_oauth_account_syncs_sends_refreshes_and_keeps_its_tokens_sealed() {
     // stored, and the new one used.
     let later = FixedClock(now() + 240);
     let refreshed = {
-        let mb_later = Mailbox::open(&alice, &later).unwrap();
+        let mut mb_later = Mailbox::open(&alice, Arc::new(later)).unwrap();
         let creds = mb_later.credentials(&account).await.unwrap();
         token_of(&creds)
     };
@@ -274,11 +274,13 @@ async fn an_oauth_account_syncs_sends_refreshes_and_keeps_its_tokens_sealed() {
     // process would) uses the stored tokens without a refresh, and the servers take
     // them.
     {
-        let again = vault::open(dir.path())
-            .unwrap()
-            .unlock(&Password::new(PROFILE_PW).unwrap())
-            .unwrap();
-        let mb2 = Mailbox::open(&again, &clock).unwrap();
+        let again = Arc::new(
+            vault::open(dir.path())
+                .unwrap()
+                .unlock(&Password::new(PROFILE_PW).unwrap())
+                .unwrap(),
+        );
+        let mut mb2 = Mailbox::open(&again, Arc::new(clock)).unwrap();
         let account2 = mb2.account(ALICE).unwrap();
         assert_eq!(
             token_of(&mb2.credentials(&account2).await.unwrap()),
@@ -287,7 +289,7 @@ async fn an_oauth_account_syncs_sends_refreshes_and_keeps_its_tokens_sealed() {
         mb2.queue(&account2, &compose("second token mail"), &clock)
             .unwrap();
         assert_eq!(mb2.flush_outbox(&account2, &clock).await.unwrap().sent, 1);
-        sync_until(&mb2, &account2, 2).await;
+        sync_until(&mut mb2, &account2, 2).await;
         assert_eq!(stored_tokens(&again, &account2).0, refreshed);
     }
 
@@ -296,7 +298,7 @@ async fn an_oauth_account_syncs_sends_refreshes_and_keeps_its_tokens_sealed() {
     w.oidc.revoke(&stored_refresh).unwrap();
     let before = alice.secret(&oauth_secret(&account.id)).unwrap().unwrap();
     let much_later = FixedClock(now() + 3 * 3600);
-    let mb_late = Mailbox::open(&alice, &much_later).unwrap();
+    let mut mb_late = Mailbox::open(&alice, Arc::new(much_later)).unwrap();
     let e = mb_late.credentials(&account).await.unwrap_err();
     assert!(matches!(e, CoreError::OAuthSignInRequired(_)), "{e:?}");
     let text = e.to_string();
@@ -318,22 +320,24 @@ async fn an_oauth_account_syncs_sends_refreshes_and_keeps_its_tokens_sealed() {
 }
 
 #[test]
-fn the_session_signs_in_with_oauth_and_the_worker_sends_with_the_token() {
+fn the_api_signs_in_with_oauth_and_the_worker_sends_with_the_token() {
     let w = world();
     let dir = tempfile::tempdir().unwrap();
     drop(profile(dir.path()));
-    let events = Arc::new(std::sync::Mutex::new(Vec::<SessionEvent>::new()));
+    let events = Arc::new(std::sync::Mutex::new(Vec::<CoreEvent>::new()));
     let sink: EventSink = {
         let events = Arc::clone(&events);
         Arc::new(move |e| events.lock().unwrap().push(e))
     };
-    let session = Session::start(
-        SessionConfig {
+    let core = Core::start(
+        CoreConfig {
             profile_dir: dir.path().to_path_buf(),
             // No sync server: the profile was made on this device only.
             server_url: "http://127.0.0.1:9".into(),
             device_name: "test device".into(),
             mail_extra_roots_pem: w.ca.cert_pem().to_owned(),
+            background: true,
+            autoconfig_url: None,
         },
         sink,
     )
@@ -343,13 +347,13 @@ fn the_session_signs_in_with_oauth_and_the_worker_sends_with_the_token() {
         .build()
         .unwrap();
     rt.block_on(async {
-        session
+        core.profile()
             .unlock(Password::new(PROFILE_PW).unwrap())
             .await
             .unwrap();
         let request = OAuthSignIn {
-            imap: Some(w.imap()),
-            smtp: Some(w.smtp()),
+            imap: Some(ServerSettings::of(&w.imap())),
+            smtp: Some(ServerSettings::of(&w.smtp())),
             timeout: Duration::from_secs(30),
             ..OAuthSignIn::new(w.choice(), ALICE)
         };
@@ -357,17 +361,19 @@ fn the_session_signs_in_with_oauth_and_the_worker_sends_with_the_token() {
         // A generic provider without a client id: refused in words, nothing stored,
         // the browser never opened.
         let (open, seen) = browser();
-        let e = session
-            .add_oauth_mail_account(request.clone(), open)
+        let e = core
+            .mail()
+            .add_oauth_account(request.clone(), open)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("client id"), "{e}");
         assert!(seen.try_recv().is_err());
-        assert!(session.mail_accounts().await.unwrap().is_empty());
+        assert!(core.mail().accounts().await.unwrap().is_empty());
 
         let (open, seen) = browser();
-        let account = session
-            .add_oauth_mail_account(
+        let account = core
+            .mail()
+            .add_oauth_account(
                 OAuthSignIn {
                     client_id: Some(w.oidc.client_id().to_owned()),
                     ..request
@@ -378,19 +384,19 @@ fn the_session_signs_in_with_oauth_and_the_worker_sends_with_the_token() {
             .unwrap_or_else(|e| panic!("{e}\n{}\n{}", w.dovecot.log(), w.oidc.log()));
         landed_on_the_app(&seen);
         assert_eq!(account.address, ALICE);
-        assert_eq!(session.mail_accounts().await.unwrap(), vec![account.clone()]);
-        assert!(matches!(
-            session.mail_account_auth(account.id.clone()).await.unwrap(),
-            AccountAuth::OAuth2(_)
-        ));
+        assert_eq!(core.mail().accounts().await.unwrap(), vec![account.clone()]);
+        assert!(account.signed_in_at.is_some(), "{account:?}");
         // The own key was made for the address.
-        assert!(session.my_key().await.unwrap().is_some());
+        assert!(core.keys().mine().await.unwrap().is_some());
 
         // The account's worker sends through the outbox with the token, then syncs.
-        let message_id = session
+        let message_id = core
+            .compose()
             .send(ComposeRequest {
                 account_id: account.id.clone(),
-                compose: compose("through the session"),
+                to: vec![ALICE.into()],
+                subject: "through the API".into(),
+                body: "sent with a token\r\n".into(),
                 ..ComposeRequest::default()
             })
             .await
@@ -398,13 +404,14 @@ fn the_session_signs_in_with_oauth_and_the_worker_sends_with_the_token() {
         let end = Instant::now() + Duration::from_secs(60);
         loop {
             let sent = events.lock().unwrap().iter().any(|e| {
-                matches!(e, SessionEvent::Mail(MailEvent::Outbox { message_id: m, step: OutboxStepEvent::Sent, .. }) if *m == message_id)
+                matches!(e, CoreEvent::Mail(MailEvent::Outbox { message_id: m, step: OutboxStepEvent::Sent, .. }) if *m == message_id)
             });
-            let (total, _) = session
+            let page = core
+                .mail()
                 .messages(account.id.clone(), "INBOX".into(), 0, 10)
                 .await
                 .unwrap();
-            if sent && total >= 1 {
+            if sent && page.total >= 1 {
                 break;
             }
             assert!(
@@ -414,16 +421,18 @@ fn the_session_signs_in_with_oauth_and_the_worker_sends_with_the_token() {
                 w.postfix.log()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
-            let _ = session.sync_now().await;
+            let _ = core.mail().sync_now().await;
         }
-        session.lock().await.unwrap();
+        core.profile().lock().await.unwrap();
     });
     // No token in the clear in the profile.
-    let u = vault::open(dir.path())
-        .unwrap()
-        .unlock(&Password::new(PROFILE_PW).unwrap())
-        .unwrap();
-    let mb = Mailbox::open(&u, &SystemClock).unwrap();
+    let u = Arc::new(
+        vault::open(dir.path())
+            .unwrap()
+            .unlock(&Password::new(PROFILE_PW).unwrap())
+            .unwrap(),
+    );
+    let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let account = mb.account(ALICE).unwrap();
     let (access, refresh, _) = stored_tokens(&u, &account);
     drop(mb);

@@ -13,8 +13,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use sealpost_core::clock::FixedClock;
-use sealpost_core::sync::{self, SyncClient};
-use sealpost_core::{CoreError, vault};
+use sealpost_core::sync::{self, Remote, SignedIn, SyncClient, SyncReport};
+use sealpost_core::vault::{self, Unlocked};
+use sealpost_core::{Clock, CoreError};
 use sealpost_crypto::opaque::{self, Ids};
 use sealpost_crypto::{Password, RecoveryCode};
 use sealpost_proto as proto;
@@ -103,6 +104,87 @@ fn profile(root: &Path, name: &str) -> std::path::PathBuf {
     root.join(name)
 }
 
+// The sync layer is async; these run one step of it to the end, as a shell's call would.
+static RT: std::sync::LazyLock<tokio::runtime::Runtime> =
+    std::sync::LazyLock::new(|| tokio::runtime::Runtime::new().unwrap());
+
+fn clock(c: FixedClock) -> Arc<dyn Clock> {
+    Arc::new(c)
+}
+
+fn create(dir: &Path, url: &str, user: &str, p: &str) -> (Arc<Unlocked>, RecoveryCode) {
+    let (u, code) = RT
+        .block_on(sync::create_account(
+            dir.to_path_buf(),
+            url,
+            user,
+            pw(p),
+            "laptop",
+            clock(CLOCK),
+        ))
+        .unwrap();
+    (Arc::new(u), code)
+}
+
+fn sign_in(
+    dir: &Path,
+    url: &str,
+    user: &str,
+    p: &str,
+    device: &str,
+) -> Result<SignedIn, CoreError> {
+    RT.block_on(sync::sign_in(
+        dir.to_path_buf(),
+        url,
+        user,
+        pw(p),
+        device,
+        clock(CLOCK),
+    ))
+}
+
+fn recover(
+    dir: &Path,
+    url: &str,
+    user: &str,
+    code: &RecoveryCode,
+    p: &str,
+) -> Result<SignedIn, CoreError> {
+    RT.block_on(sync::recover(
+        dir.to_path_buf(),
+        url,
+        user,
+        code,
+        pw(p),
+        "x",
+        clock(CLOCK),
+    ))
+}
+
+fn remote(u: &Arc<Unlocked>, p: &str) -> Remote {
+    Remote::new(Arc::clone(u), pw(p), clock(CLOCK)).unwrap()
+}
+
+fn sync_settings(u: &Arc<Unlocked>, p: &str) -> Result<SyncReport, CoreError> {
+    RT.block_on(remote(u, p).sync_settings())
+}
+
+fn devices(u: &Arc<Unlocked>, p: &str) -> Result<Vec<proto::DeviceInfo>, CoreError> {
+    RT.block_on(remote(u, p).devices())
+}
+
+/// Changes the password of the profile in `dir` from `old` to `new`, as the app does.
+fn change_password(dir: &Path, old: &str, new: &str) -> Arc<Unlocked> {
+    let u = Arc::new(vault::open(dir).unwrap().unlock(&pw(old)).unwrap());
+    RT.block_on(remote(&u, old).change_password(pw(new)))
+        .unwrap();
+    u
+}
+
+fn unlock(dir: &Path, p: &str) -> Arc<Unlocked> {
+    Arc::new(vault::open(dir).unwrap().unlock(&pw(p)).unwrap())
+}
+
 #[test]
 fn two_devices_share_secrets_follow_a_password_change_and_revocation() {
     let server = start_server();
@@ -110,15 +192,14 @@ fn two_devices_share_secrets_follow_a_password_change_and_revocation() {
     let (a_dir, b_dir) = (profile(tmp.path(), "a"), profile(tmp.path(), "b"));
 
     // Device A creates the account and stores a mail password; it syncs.
-    let (a, code) =
-        sync::create_account(&a_dir, &server.url, "Alice", &pw(PW), "laptop", &CLOCK).unwrap();
+    let (a, code) = create(&a_dir, &server.url, "Alice", PW);
     a.put_secret("imap/alice@example.org/password", b"imap-secret-A1", &CLOCK)
         .unwrap();
-    let report = sync::sync_settings(&a, &pw(PW), &CLOCK).unwrap();
+    let report = sync_settings(&a, PW).unwrap();
     assert!(report.pushed);
 
     // Device B signs in with name and password and has the same secret.
-    let b = sync::sign_in(&b_dir, &server.url, "alice", &pw(PW), "phone", &CLOCK).unwrap();
+    let b = sign_in(&b_dir, &server.url, "alice", PW, "phone").unwrap();
     assert_eq!(b.failed_attempts, 0);
     let b = b.unlocked;
     assert_eq!(b.identity(), a.identity());
@@ -131,7 +212,7 @@ fn two_devices_share_secrets_follow_a_password_change_and_revocation() {
     );
     // B's local vault opens with the password alone, offline.
     drop(b);
-    let b = vault::open(&b_dir).unwrap().unlock(&pw(PW)).unwrap();
+    let b = unlock(&b_dir, PW);
 
     // A change on B reaches A.
     b.put_secret(
@@ -140,8 +221,8 @@ fn two_devices_share_secrets_follow_a_password_change_and_revocation() {
         &CLOCK_LATER,
     )
     .unwrap();
-    sync::sync_settings(&b, &pw(PW), &CLOCK).unwrap();
-    let report = sync::sync_settings(&a, &pw(PW), &CLOCK).unwrap();
+    sync_settings(&b, PW).unwrap();
+    let report = sync_settings(&a, PW).unwrap();
     assert_eq!(report.pulled, ["smtp/alice@example.org/password"]);
     assert_eq!(
         a.secret("smtp/alice@example.org/password")
@@ -152,22 +233,22 @@ fn two_devices_share_secrets_follow_a_password_change_and_revocation() {
     );
 
     // Both devices are listed.
-    let devices = sync::devices(&a, &pw(PW), &CLOCK).unwrap();
-    assert_eq!(devices.len(), 2);
-    let b_id = devices.iter().find(|d| !d.current).unwrap().id.clone();
+    let listed = devices(&a, PW).unwrap();
+    assert_eq!(listed.len(), 2);
+    let b_id = listed.iter().find(|d| !d.current).unwrap().id.clone();
 
     // A changes the password: A's vault takes the new one; B's session is gone and B's
     // old password no longer signs in; B must use the new one, which then works locally.
     drop(a);
-    let a = sync::change_password(&a_dir, &pw(PW), &pw(PW2), &CLOCK).unwrap();
+    let a = change_password(&a_dir, PW, PW2);
     assert!(matches!(
         vault::open(&a_dir).unwrap().unlock(&pw(PW)),
         Err(CoreError::WrongPassword)
     ));
-    let err = sync::devices(&b, &pw(PW), &CLOCK).unwrap_err();
+    let err = devices(&b, PW).unwrap_err();
     assert!(matches!(err, CoreError::LoginFailed), "{err}");
     drop(b);
-    let b = sync::sign_in(&b_dir, &server.url, "alice", &pw(PW2), "phone", &CLOCK)
+    let b = sign_in(&b_dir, &server.url, "alice", PW2, "phone")
         .unwrap()
         .unlocked;
     assert_eq!(
@@ -178,16 +259,16 @@ fn two_devices_share_secrets_follow_a_password_change_and_revocation() {
         b"imap-secret-A1"
     );
     drop(b);
-    let b = vault::open(&b_dir).unwrap().unlock(&pw(PW2)).unwrap();
+    let b = unlock(&b_dir, PW2);
 
     // A revokes B: B's token stops working at once.
     let b_token = session_token_of(&b);
     let client = SyncClient::new(&server.url).unwrap();
-    client.devices(&b_token).unwrap();
-    sync::revoke_device(&a, &pw(PW2), &b_id, &CLOCK).unwrap();
-    let err = client.devices(&b_token).unwrap_err();
+    RT.block_on(client.devices(&b_token)).unwrap();
+    RT.block_on(remote(&a, PW2).revoke_device(&b_id)).unwrap();
+    let err = RT.block_on(client.devices(&b_token)).unwrap_err();
     assert_eq!(err.api_code(), Some("bad_session"));
-    assert_eq!(sync::devices(&a, &pw(PW2), &CLOCK).unwrap().len(), 1);
+    assert_eq!(devices(&a, PW2).unwrap().len(), 1);
 
     // The recovery code from the start still works (checked in its own test); keep it used.
     drop(code);
@@ -209,22 +290,21 @@ fn wrong_passwords_lock_the_account_and_the_recovery_code_unlocks_it() {
     let server = start_server();
     let tmp = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (profile(tmp.path(), "a"), profile(tmp.path(), "b"));
-    let (_a, code) =
-        sync::create_account(&a_dir, &server.url, "bob", &pw(PW), "laptop", &CLOCK).unwrap();
+    let (_a, code) = create(&a_dir, &server.url, "bob", PW);
 
     // Wrong password on B: refused, nothing created locally.
     for _ in 0..3 {
-        let err = sync::sign_in(&b_dir, &server.url, "bob", &pw(PW2), "phone", &CLOCK).unwrap_err();
+        let err = sign_in(&b_dir, &server.url, "bob", PW2, "phone").unwrap_err();
         assert!(matches!(err, CoreError::LoginFailed), "{err}");
     }
     assert!(!b_dir.join(vault::VAULT_FILE).exists());
     // The next success reports the failures since the last success.
-    let b = sync::sign_in(&b_dir, &server.url, "bob", &pw(PW), "phone", &CLOCK).unwrap();
+    let b = sign_in(&b_dir, &server.url, "bob", PW, "phone").unwrap();
     assert_eq!(b.failed_attempts, 3);
     drop(b);
     let c_dir = profile(tmp.path(), "c");
     assert_eq!(
-        sync::sign_in(&c_dir, &server.url, "bob", &pw(PW), "tablet", &CLOCK)
+        sign_in(&c_dir, &server.url, "bob", PW, "tablet")
             .unwrap()
             .failed_attempts,
         0
@@ -233,29 +313,22 @@ fn wrong_passwords_lock_the_account_and_the_recovery_code_unlocks_it() {
     // Ten wrong ones lock the account: the eleventh is refused even with the right password.
     let d_dir = profile(tmp.path(), "d");
     for _ in 0..10 {
-        assert!(sync::sign_in(&d_dir, &server.url, "bob", &pw(PW2), "x", &CLOCK).is_err());
+        assert!(sign_in(&d_dir, &server.url, "bob", PW2, "x").is_err());
     }
-    let err = sync::sign_in(&d_dir, &server.url, "bob", &pw(PW), "x", &CLOCK).unwrap_err();
+    let err = sign_in(&d_dir, &server.url, "bob", PW, "x").unwrap_err();
     assert!(matches!(err, CoreError::LoginFailed), "{err}");
 
     // A wrong recovery code is refused; the right one sets a new password and unlocks.
     let wrong = RecoveryCode::generate().unwrap();
-    let err = sync::recover(&d_dir, &server.url, "bob", &wrong, &pw(PW2), "x", &CLOCK).unwrap_err();
+    let err = recover(&d_dir, &server.url, "bob", &wrong, PW2).unwrap_err();
     assert!(matches!(err, CoreError::WrongRecoveryCode), "{err}");
-    let d = sync::recover(&d_dir, &server.url, "bob", &code, &pw(PW2), "x", &CLOCK).unwrap();
+    let d = recover(&d_dir, &server.url, "bob", &code, PW2).unwrap();
     assert_eq!(d.unlocked.identity(), _a.identity());
     drop(d);
-    assert!(sync::sign_in(&d_dir, &server.url, "bob", &pw(PW2), "x", &CLOCK).is_ok());
+    assert!(sign_in(&d_dir, &server.url, "bob", PW2, "x").is_ok());
     // The old password is gone everywhere on the server.
     assert!(matches!(
-        sync::sign_in(
-            &profile(tmp.path(), "e"),
-            &server.url,
-            "bob",
-            &pw(PW),
-            "y",
-            &CLOCK
-        ),
+        sign_in(&profile(tmp.path(), "e"), &server.url, "bob", PW, "y"),
         Err(CoreError::LoginFailed)
     ));
 }
@@ -265,35 +338,34 @@ fn nothing_secret_crosses_the_wire() {
     let server = start_server();
     let tmp = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (profile(tmp.path(), "a"), profile(tmp.path(), "b"));
-    let (a, _code) =
-        sync::create_account(&a_dir, &server.url, "carol", &pw(PW), "laptop", &CLOCK).unwrap();
+    let (a, _code) = create(&a_dir, &server.url, "carol", PW);
     a.put_secret("imap/carol/password", b"imap-secret-C1-xyzzy", &CLOCK)
         .unwrap();
-    sync::sync_settings(&a, &pw(PW), &CLOCK).unwrap();
-    let b = sync::sign_in(&b_dir, &server.url, "carol", &pw(PW), "phone", &CLOCK)
+    sync_settings(&a, PW).unwrap();
+    let b = sign_in(&b_dir, &server.url, "carol", PW, "phone")
         .unwrap()
         .unlocked;
     drop(b);
     drop(a);
-    let a = sync::change_password(&a_dir, &pw(PW), &pw(PW2), &CLOCK).unwrap();
+    let a = change_password(&a_dir, PW, PW2);
 
     // The export keys of both passwords, by logging in once more (they are the same at
     // every login with the same password).
     let client = SyncClient::new(&server.url).unwrap();
-    let health = client.health().unwrap();
+    let health = RT.block_on(client.health()).unwrap();
     let export = |p: &str| {
         let ids = Ids {
             user: b"carol",
             server: health.server_id.as_bytes(),
         };
         let (state, ke1) = opaque::client_login_start(&pw(p)).unwrap();
-        let started = client
-            .login_start(&proto::LoginStart {
+        let started = RT
+            .block_on(client.login_start(&proto::LoginStart {
                 user: "carol".into(),
                 credential_request: proto::Bytes(ke1),
                 device_id: "0".repeat(32),
                 device_name: "probe".into(),
-            })
+            }))
             .unwrap();
         opaque::client_login_finish(state, &pw(p), started.credential_response.as_slice(), ids)
             .unwrap()
@@ -302,7 +374,12 @@ fn nothing_secret_crosses_the_wire() {
     let export_new = export(PW2);
 
     let wire = server.wire.lock().unwrap().clone();
-    assert!(wire.len() > 10_000, "the proxy saw the traffic");
+    // A registration, a sync, a sign-in and a password change: several KiB.
+    assert!(
+        wire.len() > 5_000,
+        "the proxy saw the traffic: {} bytes",
+        wire.len()
+    );
     let identity = a.identity().dangerous_expose_for_leak_tests();
     let kek = opaque::cloud_kek(&export_new);
     let b64 = |b: &[u8]| {
@@ -334,10 +411,11 @@ fn a_new_recovery_code_replaces_the_old_one_on_the_server_and_in_the_profile() {
     let server = start_server();
     let tmp = tempfile::tempdir().unwrap();
     let a_dir = profile(tmp.path(), "a");
-    let (mut a, old) =
-        sync::create_account(&a_dir, &server.url, "carol", &pw(PW), "laptop", &CLOCK).unwrap();
+    let (a, old) = create(&a_dir, &server.url, "carol", PW);
 
-    let new = sync::new_recovery_code(&mut a, &pw(PW), &CLOCK).unwrap();
+    let new = RT
+        .block_on(remote(&a, PW).new_recovery_code(&pw(PW)))
+        .unwrap();
     assert!(new != old);
     let identity = a.identity().clone();
     drop(a);
@@ -355,28 +433,31 @@ fn a_new_recovery_code_replaces_the_old_one_on_the_server_and_in_the_profile() {
 
     // The server: the old code no longer recovers the account, the new one does.
     let b_dir = profile(tmp.path(), "b");
-    let err = sync::recover(&b_dir, &server.url, "carol", &old, &pw(PW2), "x", &CLOCK).unwrap_err();
+    let err = recover(&b_dir, &server.url, "carol", &old, PW2).unwrap_err();
     assert!(matches!(err, CoreError::WrongRecoveryCode), "{err}");
-    let b = sync::recover(&b_dir, &server.url, "carol", &new, &pw(PW2), "x", &CLOCK).unwrap();
+    let b = recover(&b_dir, &server.url, "carol", &new, PW2).unwrap();
     assert_eq!(b.unlocked.identity(), &identity);
     drop(b);
 
     // A device set up by signing in gets a local recovery wrap of its own code too, and
     // a failure on the way (the server unreachable) leaves the codes as they were.
-    let mut c = sync::sign_in(
-        &profile(tmp.path(), "c"),
-        &server.url,
-        "carol",
-        &pw(PW2),
-        "tablet",
-        &CLOCK,
-    )
-    .unwrap()
-    .unlocked;
-    let newest = sync::new_recovery_code(&mut c, &pw(PW2), &CLOCK).unwrap();
+    let c = Arc::new(
+        sign_in(
+            &profile(tmp.path(), "c"),
+            &server.url,
+            "carol",
+            PW2,
+            "tablet",
+        )
+        .unwrap()
+        .unlocked,
+    );
+    let newest = RT
+        .block_on(remote(&c, PW2).new_recovery_code(&pw(PW2)))
+        .unwrap();
     drop(server);
     assert!(matches!(
-        sync::new_recovery_code(&mut c, &pw(PW2), &CLOCK),
+        RT.block_on(remote(&c, PW2).new_recovery_code(&pw(PW2))),
         Err(CoreError::Sync(_))
     ));
     drop(c);

@@ -117,14 +117,16 @@ fn keys_are_found_by_the_advanced_then_the_direct_method_and_checked() {
     let site = Site::start(&ca, pages);
 
     let dir = tempfile::tempdir().unwrap();
-    let clock = SystemClock;
+    let clock: Arc<dyn sealpost_core::Clock> = Arc::new(SystemClock);
     let (u, _code) = vault::create(
         &dir.path().join("p"),
         "me",
         &Password::new(PW).unwrap(),
-        &clock,
+        &*clock,
     )
     .unwrap();
+    let u = Arc::new(u);
+    let rt = tokio::runtime::Runtime::new().unwrap();
 
     // Advanced method: the openpgpkey subdomain exists.
     let advanced = WkdClient::with_overrides(
@@ -136,7 +138,8 @@ fn keys_are_found_by_the_advanced_then_the_direct_method_and_checked() {
     )
     .unwrap();
     assert_eq!(
-        wkd::lookup(&u, &advanced, "Joe@sealpost.test", &clock).unwrap(),
+        rt.block_on(wkd::lookup(&u, &advanced, "Joe@sealpost.test", &clock))
+            .unwrap(),
         Some(Observation::New)
     );
     let record = keys::contact(&u, "joe@sealpost.test").unwrap().unwrap();
@@ -145,13 +148,14 @@ fn keys_are_found_by_the_advanced_then_the_direct_method_and_checked() {
     assert!(!record.confirmed);
     // Nothing published: none, nothing stored.
     assert_eq!(
-        wkd::lookup(&u, &advanced, "nobody@sealpost.test", &clock).unwrap(),
+        rt.block_on(wkd::lookup(&u, &advanced, "nobody@sealpost.test", &clock))
+            .unwrap(),
         None
     );
     assert!(keys::contact(&u, "nobody@sealpost.test").unwrap().is_none());
     // A key without the address is refused.
     assert!(matches!(
-        wkd::lookup(&u, &advanced, "eve@sealpost.test", &clock),
+        rt.block_on(wkd::lookup(&u, &advanced, "eve@sealpost.test", &clock)),
         Err(CoreError::Pgp(_))
     ));
     assert!(keys::contact(&u, "eve@sealpost.test").unwrap().is_none());
@@ -161,7 +165,8 @@ fn keys_are_found_by_the_advanced_then_the_direct_method_and_checked() {
         WkdClient::with_overrides(ca.cert_pem().as_bytes(), &[("sealpost.test", site.addr)])
             .unwrap();
     assert_eq!(
-        wkd::lookup(&u, &direct, "ann@sealpost.test", &clock).unwrap(),
+        rt.block_on(wkd::lookup(&u, &direct, "ann@sealpost.test", &clock))
+            .unwrap(),
         Some(Observation::New)
     );
     let hits = site.hits();
@@ -183,7 +188,7 @@ fn keys_are_found_by_the_advanced_then_the_direct_method_and_checked() {
     .unwrap();
     let before = keys::contacts(&u).unwrap();
     assert!(matches!(
-        wkd::lookup(&u, &untrusting, "joe@sealpost.test", &clock),
+        rt.block_on(wkd::lookup(&u, &untrusting, "joe@sealpost.test", &clock)),
         Err(CoreError::Wkd(_))
     ));
     assert_eq!(keys::contacts(&u).unwrap(), before);

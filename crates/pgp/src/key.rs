@@ -128,6 +128,11 @@ impl KeyPair {
         bound_addresses(&self.tsk, now)
     }
 
+    /// When the primary key was made.
+    pub fn creation_time(&self) -> SystemTime {
+        self.tsk.primary_key().key().creation_time()
+    }
+
     /// When the primary key expires, as of `now` (`None`: never).
     pub fn expiration(&self, now: SystemTime) -> Result<Option<SystemTime>, PgpError> {
         let vc = self

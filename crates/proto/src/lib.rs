@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `GET /v1/health` | – | → [`Health`] |
 //! | `POST /v1/register/start` | – | [`RegisterStart`] → [`RegisterStarted`] |
-//! | `POST /v1/register/finish` | – | [`RegisterFinish`] → `204` |
+//! | `POST /v1/register/finish` | – | [`RegisterFinish`] → [`RegisterFinished`] |
 //! | `POST /v1/login/start` | – | [`LoginStart`] → [`LoginStarted`] |
 //! | `POST /v1/login/finish` | – | [`LoginFinish`] → [`LoginFinished`] |
 //! | `GET /v1/settings` | yes | → [`Settings`] |
@@ -99,6 +99,48 @@ pub struct RegisterFinish {
     pub recovery_verifier: Bytes,
     /// The first settings blob, sealed by the client under the settings key.
     pub settings: Bytes,
+    /// The registering device: the server opens a session for it at once, as a login
+    /// would, so making an account costs the client no second OPAQUE run (its Argon2id).
+    /// Without it the client logs in afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<NewDevice>,
+}
+
+/// A device named at registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewDevice {
+    /// The device's random id (32 hex characters).
+    pub id: String,
+    /// The device's display name.
+    pub name: String,
+}
+
+/// The server's answer to a finished registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterFinished {
+    /// The registering device's session, when [`RegisterFinish::device`] named it.
+    #[serde(default)]
+    pub session: Option<SessionGrant>,
+}
+
+/// A session the server made without a login (at registration).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionGrant {
+    /// The bearer token (32 random bytes).
+    pub token: Bytes,
+    /// When it expires, Unix seconds.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for SessionGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionGrant")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Login, first message (KE1).

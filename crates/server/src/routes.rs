@@ -172,10 +172,13 @@ async fn register_start(
 async fn register_finish(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<proto::RegisterFinish>,
-) -> Result<StatusCode, ServerError> {
-    s.register_finish(req)
-        .await
-        .map(|()| StatusCode::NO_CONTENT)
+) -> Result<Response, ServerError> {
+    // A registration that named no device gets no session, and the answer it always got.
+    let finished = s.register_finish(req).await?;
+    Ok(match finished.session {
+        Some(_) => Json(finished).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
 }
 
 async fn login_start(

@@ -432,11 +432,18 @@ impl Service {
         })
     }
 
-    /// Registration, last message: stores the record and the wraps, all sealed.
+    /// Registration, last message: stores the record and the wraps, all sealed, and,
+    /// when the request names the registering device, opens its session.
     /// Bad input is refused before the registration is taken, so it can still finish.
-    pub async fn register_finish(&self, req: proto::RegisterFinish) -> Result<(), ServerError> {
+    pub async fn register_finish(
+        &self,
+        req: proto::RegisterFinish,
+    ) -> Result<proto::RegisterFinished, ServerError> {
         let record = opaque::server_registration_finish(req.registration_upload.as_slice())
             .map_err(opaque_bad)?;
+        if let Some(d) = &req.device {
+            check_device(&d.id, &d.name)?;
+        }
         check_blob("cloudWrap", &req.cloud_wrap)?;
         check_blob("recoveryWrap", &req.recovery_wrap)?;
         check_blob("settings", &req.settings)?;
@@ -474,7 +481,54 @@ impl Service {
         };
         self.store.create_account(account).await?;
         tracing::info!(user = %user, "account created");
-        Ok(())
+        let session = match &req.device {
+            Some(device) => Some(self.registration_session(&user, device).await?),
+            None => None,
+        };
+        Ok(proto::RegisterFinished { session })
+    }
+
+    /// The session of the device that just registered `user`: a random token, recorded
+    /// the way a login records one (the device's sign-in, the session bound to it), by
+    /// staging a pending login that only this call knows and completing it at once.
+    /// Whoever finished the registration chose the password a moment ago, so this grants
+    /// nothing a login would not.
+    async fn registration_session(
+        &self,
+        user: &UserName,
+        device: &proto::NewDevice,
+    ) -> Result<proto::SessionGrant, ServerError> {
+        let token = SecretBytes::<32>::random().map_err(|e| ServerError::internal("rng", e))?;
+        let key = pending_key(KIND_LOGIN, &random_id()?);
+        let staged = self
+            .pending_login(&key, false, &[], user, &device.id, &device.name)
+            .await?;
+        self.store.put_login_state(&key, staged).await?;
+        let now = self.clock.now();
+        let expires_at = now + self.config.session_ttl;
+        let session = Session {
+            token_hash: token_hash(token.expose()),
+            user: user.as_str().to_owned(),
+            device_id: device.id.clone(),
+            created_at: now,
+            expires_at,
+        };
+        if self
+            .store
+            .complete_login(&key, &device.name, session)
+            .await?
+            .is_none()
+        {
+            return Err(ServerError::internal(
+                "session",
+                "the registration's session could not be recorded",
+            ));
+        }
+        tracing::info!(user = %user, device = %device.id, "registered device signed in");
+        Ok(proto::SessionGrant {
+            token: Bytes(token.expose().to_vec()),
+            expires_at,
+        })
     }
 
     // ------------------------------------------------------------ login

@@ -3,7 +3,7 @@
 //!
 //! A real `sealpost-server` process (the embedded default: SQLite and a software key in
 //! a data directory) sits behind a small TCP proxy. Profile A changes its password with
-//! the real client (`sealpost_core::sync::change_password`, Argon2id and all); the proxy
+//! the real client (`sealpost_core::sync::Remote::change_password`, Argon2id and all); the proxy
 //! watches for the request that commits the change (`POST /v1/password/finish`) and
 //! SIGKILLs the server at a chosen moment: before the request reaches it, or 0–3 ms after
 //! (the server opens the pending registration, seals the record and the wrap in the HSM,
@@ -27,9 +27,50 @@ use std::thread;
 use std::time::Duration;
 
 use common::Process;
+use sealpost_core::Clock;
+use sealpost_core::CoreError;
 use sealpost_core::clock::SystemClock;
-use sealpost_core::sync;
+use sealpost_core::sync::{self, Remote, SignedIn};
+use sealpost_core::vault::{self, Unlocked};
 use sealpost_crypto::Password;
+
+// The client's sync layer is async; these run one step of it to the end.
+static RT: std::sync::LazyLock<tokio::runtime::Runtime> =
+    std::sync::LazyLock::new(|| tokio::runtime::Runtime::new().unwrap());
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+fn create(dir: &Path, url: &str, pw: &Password) -> Unlocked {
+    RT.block_on(sync::create_account(
+        dir.to_path_buf(),
+        url,
+        "alice",
+        pw.clone(),
+        "laptop",
+        clock(),
+    ))
+    .unwrap()
+    .0
+}
+
+fn sign_in(dir: &Path, url: &str, pw: &Password, device: &str) -> Result<SignedIn, CoreError> {
+    RT.block_on(sync::sign_in(
+        dir.to_path_buf(),
+        url,
+        "alice",
+        pw.clone(),
+        device,
+        clock(),
+    ))
+}
+
+/// The client's password change on the profile in `dir`, as the app makes it.
+fn change_password(dir: &Path, old: &Password, new: &Password) -> Result<(), CoreError> {
+    let u = Arc::new(vault::open(dir)?.unlock(old)?);
+    RT.block_on(Remote::new(u, old.clone(), clock())?.change_password(new.clone()))
+}
 
 /// The request that commits a password change.
 const TRAP: &[u8] = b"POST /v1/password/finish";
@@ -189,15 +230,13 @@ fn a_server_killed_during_a_password_change_leaves_the_old_or_the_new_password_w
     let server: Server = Arc::new(Mutex::new(Some(first)));
     let proxy = Proxy::start(Arc::clone(&server), first_addr);
     let url = format!("http://{}", proxy.addr);
-    let clock = SystemClock;
     let pw: Vec<Password> = PASSWORDS
         .iter()
         .map(|p| Password::new(p).unwrap())
         .collect();
     let profile_a = dir.path().join("a");
 
-    let (a, _code) =
-        sync::create_account(&profile_a, &url, "alice", &pw[0], "laptop", &clock).unwrap();
+    let a = create(&profile_a, &url, &pw[0]);
     let identity = *a.identity().dangerous_expose_for_leak_tests();
     drop(a);
 
@@ -207,7 +246,7 @@ fn a_server_killed_during_a_password_change_leaves_the_old_or_the_new_password_w
     for (round, kill) in rounds.into_iter().enumerate() {
         let next = round + 1;
         proxy.arm(kill);
-        let changed = sync::change_password(&profile_a, &pw[local], &pw[next], &clock);
+        let changed = change_password(&profile_a, &pw[local], &pw[next]);
         let sprung = proxy.disarm();
         if let Kill::Never = kill {
             assert!(changed.is_ok(), "{changed:?}");
@@ -237,13 +276,11 @@ fn a_server_killed_during_a_password_change_leaves_the_old_or_the_new_password_w
 
         // Exactly one of the two passwords signs a new device in, with the same key.
         let probe = |i: usize, which: &str| {
-            sync::sign_in(
+            sign_in(
                 &dir.path().join(format!("probe-{round}-{which}")),
                 &url,
-                "alice",
                 &pw[i],
                 "probe",
-                &clock,
             )
         };
         let with_new = probe(next, "new");
@@ -289,8 +326,7 @@ fn a_server_killed_during_a_password_change_leaves_the_old_or_the_new_password_w
 
         // A's own profile catches up with whatever the server holds.
         if local != current {
-            let caught_up =
-                sync::sign_in(&profile_a, &url, "alice", &pw[current], "laptop", &clock).unwrap();
+            let caught_up = sign_in(&profile_a, &url, &pw[current], "laptop").unwrap();
             assert_eq!(
                 caught_up
                     .unlocked

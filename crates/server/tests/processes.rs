@@ -286,6 +286,7 @@ fn register(api: &Api, user: &str, password: &str) -> Registered {
             ),
             recovery_verifier: Bytes(code.auth_verifier().to_vec()),
             settings: Bytes(b"settings v1".to_vec()),
+            device: None,
         },
     )
     .unwrap();

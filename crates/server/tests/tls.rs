@@ -221,8 +221,10 @@ fn the_sync_client_connects_over_https_when_the_ca_is_trusted() {
     let server = start(Some(&pki), None);
     let url = format!("https://127.0.0.1:{}", server.addr.port());
 
+    // The client is async: its calls run to the end on a runtime of the test's.
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let client = SyncClient::with_root_certificate(&url, pki.ca_pem.as_bytes()).unwrap();
-    let h = client.health().unwrap();
+    let h = rt.block_on(client.health()).unwrap();
     assert_eq!(h.ksf, sealpost_crypto::opaque::KSF_ID);
     // A POST with a JSON body through the per-source rate limit (ConnectInfo): an unknown
     // user still gets an answer that looks real.
@@ -230,18 +232,20 @@ fn the_sync_client_connects_over_https_when_the_ca_is_trusted() {
         &sealpost_crypto::Password::new("tundra mosaic gravel whimsy plank").unwrap(),
     )
     .unwrap();
-    let started = client
-        .login_start(&proto::LoginStart {
+    let started = rt
+        .block_on(client.login_start(&proto::LoginStart {
             user: "nobody".into(),
             credential_request: proto::Bytes(ke1),
             device_id: "0".repeat(32),
             device_name: "test".into(),
-        })
+        }))
         .unwrap();
     assert_eq!(started.credential_response.0.len(), 320);
 
     // Only the public roots: the private CA is not trusted.
-    let err = SyncClient::new(&url).unwrap().health().unwrap_err();
+    let err = rt
+        .block_on(SyncClient::new(&url).unwrap().health())
+        .unwrap_err();
     assert!(
         matches!(err, sealpost_core::sync::SyncError::Unreachable { .. }),
         "{err}"

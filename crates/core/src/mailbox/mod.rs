@@ -117,6 +117,7 @@ mod sync;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -127,9 +128,10 @@ use serde::{Deserialize, Serialize};
 use crate::vault::Unlocked;
 use crate::{Clock, CoreError};
 
-pub use outbox::{
-    Compose, ComposeAttachment, Draft, FlushReport, OutboxEntry, OutboxStep, OutboxUpdate,
-};
+pub use outbox::{Compose, ComposeAttachment, FlushReport, OutboxEntry, OutboxStep};
+#[cfg(any(test, feature = "testing"))]
+pub use outbox::{Draft, OutboxUpdate};
+#[cfg(any(test, feature = "testing"))]
 pub use roster::{Adopted, account_secret};
 pub use sync::{SyncProgress, SyncReport};
 
@@ -248,6 +250,7 @@ pub struct MessageSummary {
 
 /// A message opened for reading.
 #[derive(Debug)]
+#[cfg(any(test, feature = "testing"))]
 pub struct ReadMessage {
     /// Its list row.
     pub summary: MessageSummary,
@@ -265,17 +268,22 @@ struct SealedSummary {
     to: Vec<String>,
 }
 
-/// The mail store of an unlocked profile.
-pub struct Mailbox<'u> {
-    u: &'u Unlocked,
+/// The mail store of an unlocked profile, through one SQLite connection of its own.
+///
+/// It is `Send`: the core keeps a pool of them for the calls of its API (each used by one
+/// call at a time, on the blocking pool) and gives each mail worker its own. Its async
+/// methods take `&mut self`, so their futures are `Send` too and run on the core's
+/// multi-threaded runtime.
+pub struct Mailbox {
+    u: Arc<Unlocked>,
     conn: Connection,
     search_key: SecretBytes<32>,
     /// The time for what the store decides by itself: whether an OAuth2 access token
     /// is due for a refresh ([`Mailbox::credentials`]).
-    clock: &'u dyn Clock,
+    clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for Mailbox<'_> {
+impl std::fmt::Debug for Mailbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mailbox").finish_non_exhaustive()
     }
@@ -406,22 +414,22 @@ fn security_name(s: &Server) -> &'static str {
     }
 }
 
-impl<'u> Mailbox<'u> {
+impl Mailbox {
     /// Opens (creating on first use) the mail store of `u`'s profile. `clock` also
     /// tells when an OAuth2 access token is due for a refresh.
-    pub fn open(u: &'u Unlocked, clock: &'u dyn Clock) -> Result<Self, CoreError> {
+    pub fn open(u: &Arc<Unlocked>, clock: Arc<dyn Clock>) -> Result<Self, CoreError> {
         let conn = schema::open(&Self::path(u))?;
         let search_key = match u.secret(SEARCH_KEY_SECRET)? {
             Some(k) => SecretBytes::from_slice(k.expose())
                 .ok_or_else(|| damaged("the search key", "it has the wrong length"))?,
             None => {
                 let k = SecretBytes::<32>::random()?;
-                u.put_secret(SEARCH_KEY_SECRET, k.expose(), clock)?;
+                u.put_secret(SEARCH_KEY_SECRET, k.expose(), &*clock)?;
                 k
             }
         };
         Ok(Self {
-            u,
+            u: Arc::clone(u),
             conn,
             search_key,
             clock,
@@ -510,12 +518,27 @@ impl<'u> Mailbox<'u> {
             .ok_or_else(|| CoreError::NoMailAccount(id_or_address.to_owned()))
     }
 
+    /// The account message `id` belongs to.
+    pub fn account_of(&self, id: i64) -> Result<MailAccount, CoreError> {
+        let account_id: String = self
+            .conn
+            .query_row(
+                "SELECT f.account_id FROM message m JOIN folder f ON f.id = m.folder_id
+                 WHERE m.id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| CoreError::NotInMailStore(format!("message {id}")))?;
+        self.account(&account_id)
+    }
+
     /// The login for an account: its password from the vault, or for an OAuth2 account
     /// its access token, refreshed first when it expires within
     /// [`sealpost_mail::oauth::REFRESH_MARGIN_SECS`] (the new tokens are stored before
     /// they are used). A grant the provider refused is
     /// [`oauth::sign_in_again`]'s error: the user must sign in again.
-    pub async fn credentials(&self, account: &MailAccount) -> Result<Credentials, CoreError> {
+    pub async fn credentials(&mut self, account: &MailAccount) -> Result<Credentials, CoreError> {
         match self.auth(account)? {
             oauth::AccountAuth::Password => self.password_credentials(account),
             oauth::AccountAuth::OAuth2(provider) => {
@@ -539,7 +562,7 @@ impl<'u> Mailbox<'u> {
     }
 
     /// Logs in to IMAP (listing the folders) and to SMTP, without sending.
-    pub async fn test_account(&self, account: &MailAccount) -> Result<(), CoreError> {
+    pub async fn test_account(&mut self, account: &MailAccount) -> Result<(), CoreError> {
         account.check(&self.credentials(account).await?).await
     }
 
@@ -569,6 +592,7 @@ impl<'u> Mailbox<'u> {
     }
 
     /// The messages of a folder, newest first.
+    #[cfg(any(test, feature = "testing"))]
     pub fn list(
         &self,
         account: &MailAccount,
@@ -675,13 +699,14 @@ impl<'u> Mailbox<'u> {
 
     /// Opens a message for reading: decrypts and verifies it again with the keys known
     /// now. Nothing decrypted is stored.
+    #[cfg(any(test, feature = "testing"))]
     pub fn read(&self, id: i64, clock: &dyn Clock) -> Result<ReadMessage, CoreError> {
         let summary = self.summary(id)?;
         let raw = self.raw(id)?;
         let opened = if summary.state == MessageState::Unreadable {
             None
         } else {
-            let ring = crate::keys::Keyring::load(self.u, clock)?;
+            let ring = crate::keys::Keyring::load(&self.u, clock)?;
             sealpost_pgp::open_mail(raw.expose(), &ring.context(crate::keys::system_time(clock)))
                 .ok()
         };
@@ -770,6 +795,7 @@ impl<'u> Mailbox<'u> {
     }
 
     /// Messages containing every word of `query` (whole words, any case), newest first.
+    #[cfg(any(test, feature = "testing"))]
     pub fn search(&self, query: &str) -> Result<Vec<MessageSummary>, CoreError> {
         let tokens: Vec<String> = index::words(query)
             .iter()

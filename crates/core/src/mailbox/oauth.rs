@@ -326,7 +326,7 @@ fn refresh_lock(account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
     Arc::clone(locks.entry(account_id.to_owned()).or_default())
 }
 
-impl Mailbox<'_> {
+impl Mailbox {
     /// Adds an account that signed in with OAuth2; its tokens go into the vault only.
     pub fn add_oauth_account(
         &self,
@@ -394,13 +394,12 @@ impl Mailbox<'_> {
     }
 
     /// The OAuth2 credentials of `account`, the access token refreshed when due.
-    pub(super) async fn oauth_credentials(
-        &self,
+    pub(super) async fn oauth_credentials(&mut self,
         account: &MailAccount,
         provider: &OAuthProvider,
     ) -> Result<Credentials, CoreError> {
         let stored = self.stored_tokens(account)?;
-        if !stored.tokens.needs_refresh(unix_now(self.clock)) {
+        if !stored.tokens.needs_refresh(unix_now(&*self.clock)) {
             return Ok(stored
                 .tokens
                 .credentials(&account.login, provider.mechanism));
@@ -409,7 +408,7 @@ impl Mailbox<'_> {
         let _one_at_a_time = lock.lock().await;
         // Another refresh may have stored new tokens while this one waited.
         let stored = self.stored_tokens(account)?;
-        let now = unix_now(self.clock);
+        let now = unix_now(&*self.clock);
         if !stored.tokens.needs_refresh(now) {
             return Ok(stored
                 .tokens
@@ -432,7 +431,7 @@ impl Mailbox<'_> {
             &account.id,
             &fresh,
             client.client_secret.as_ref(),
-            self.clock,
+            &*self.clock,
         )?;
         Ok(fresh.credentials(&account.login, provider.mechanism))
     }

@@ -287,7 +287,7 @@ fn domain(address: &str) -> &str {
     address.rsplit_once('@').map_or("localhost", |(_, d)| d)
 }
 
-impl Mailbox<'_> {
+impl Mailbox {
     /// Builds the message (encrypted and signed when asked) and records it, sealed, in
     /// the outbox. Nothing is sent yet: [`Mailbox::flush_outbox`] does that. Returns the
     /// entry. An encrypted message to a recipient without a known key is refused,
@@ -382,7 +382,7 @@ impl Mailbox<'_> {
         account: &MailAccount,
         clock: &dyn Clock,
     ) -> Result<Option<String>, CoreError> {
-        let Some(own) = keys::own_key(self.u, clock)? else {
+        let Some(own) = keys::own_key(&self.u, clock)? else {
             return Ok(None);
         };
         // A key that does not carry this address gets no header rather than a wrong one.
@@ -404,12 +404,12 @@ impl Mailbox<'_> {
         clock: &dyn Clock,
     ) -> Result<Vec<u8>, CoreError> {
         let now = keys::system_time(clock);
-        keys::renew_own_key_if_due(self.u, clock)?;
-        let own = keys::own_key(self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
+        keys::renew_own_key_if_due(&self.u, clock)?;
+        let own = keys::own_key(&self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
         let mut certs = Vec::new();
         let mut missing = Vec::new();
         for r in recipients {
-            let cert = keys::contact(self.u, r)?
+            let cert = keys::contact(&self.u, r)?
                 .and_then(|c| sealpost_pgp::contact_cert(&c.current.cert.0, r, now).ok());
             match cert {
                 Some(c) => certs.push(c),
@@ -432,8 +432,8 @@ impl Mailbox<'_> {
         message_id: &str,
         clock: &dyn Clock,
     ) -> Result<Vec<u8>, CoreError> {
-        keys::renew_own_key_if_due(self.u, clock)?;
-        let own = keys::own_key(self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
+        keys::renew_own_key_if_due(&self.u, clock)?;
+        let own = keys::own_key(&self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
         let mail = outgoing(account, compose, message_id, clock);
         Ok(sealpost_pgp::sign_mail(
             &mail,
@@ -538,8 +538,7 @@ impl Mailbox<'_> {
     /// Sends everything in the account's outbox (see the module docs for the steps and
     /// what an interruption does). An entry that fails stays queued with its error; the
     /// others go on.
-    pub async fn flush_outbox(
-        &self,
+    pub async fn flush_outbox(&mut self,
         account: &MailAccount,
         clock: &dyn Clock,
     ) -> Result<FlushReport, CoreError> {
@@ -556,11 +555,10 @@ impl Mailbox<'_> {
     /// itself; any other queued entry is sent (`Connecting`, `Started`, `Submitted`,
     /// `Accepted`); then the copy in Sent is made (`SavingToSent`, `Appended`) and the
     /// entry cleared (`Cleared`). `Failed` and `InDoubt` end an entry's flush otherwise.
-    pub async fn flush_outbox_steps(
-        &self,
+    pub async fn flush_outbox_steps(&mut self,
         account: &MailAccount,
         clock: &dyn Clock,
-        step: &mut dyn FnMut(&OutboxUpdate) -> Result<(), CoreError>,
+        step: &mut (dyn FnMut(&OutboxUpdate) -> Result<(), CoreError> + Send),
     ) -> Result<FlushReport, CoreError> {
         let mut report = FlushReport::default();
         let ids: Vec<i64> = self
@@ -593,12 +591,11 @@ impl Mailbox<'_> {
         Ok(report)
     }
 
-    async fn flush_one(
-        &self,
+    async fn flush_one(&mut self,
         account: &MailAccount,
         id: i64,
         clock: &dyn Clock,
-        step: &mut dyn FnMut(&OutboxUpdate) -> Result<(), CoreError>,
+        step: &mut (dyn FnMut(&OutboxUpdate) -> Result<(), CoreError> + Send),
         report: &mut FlushReport,
         message_id: &mut String,
     ) -> Result<(), CoreError> {
@@ -738,8 +735,7 @@ impl Mailbox<'_> {
     /// Whether the server has the message: by its Message-ID (`UID SEARCH HEADER`) in
     /// Sent (where some servers keep what they relay, and where a flush puts its copy),
     /// and in INBOX when the account is among the recipients.
-    async fn on_server(
-        &self,
+    async fn on_server(&mut self,
         imap: &mut ImapSession,
         account: &MailAccount,
         envelope: &SealedEnvelope,
@@ -766,8 +762,7 @@ impl Mailbox<'_> {
     }
 
     /// The account's Sent folder (see [`Mailbox::special_folder`]).
-    async fn sent_folder(
-        &self,
+    async fn sent_folder(&mut self,
         imap: &mut sealpost_mail::ImapSession,
         account: &MailAccount,
     ) -> Result<String, CoreError> {
@@ -777,8 +772,7 @@ impl Mailbox<'_> {
 
     /// The folder the server marks with `use_`, else one called `name`, made if
     /// missing. The store learns of it too.
-    async fn special_folder(
-        &self,
+    async fn special_folder(&mut self,
         imap: &mut sealpost_mail::ImapSession,
         account: &MailAccount,
         use_: SpecialUse,
@@ -876,8 +870,8 @@ impl Mailbox<'_> {
     /// subject inside; a plain draft is plain, as it will be sent. The new copy is
     /// appended before the old one is deleted, so the server always has one; a crash in
     /// between leaves both, never neither.
-    pub async fn upload_draft(
-        &self,
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn upload_draft(&mut self,
         account: &MailAccount,
         id: i64,
         clock: &dyn Clock,
@@ -889,7 +883,7 @@ impl Mailbox<'_> {
             .ok_or_else(|| CoreError::NotInMailStore(format!("draft {id}")))?;
         let message_id = format!("draft-{}@{}", random_id()?, domain(&account.address));
         let raw = Zeroizing::new(if draft.compose.encrypt {
-            let own = keys::own_key(self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
+            let own = keys::own_key(&self.u, clock)?.ok_or(CoreError::NoOwnKey)?;
             let mail = outgoing(account, &draft.compose, &message_id, clock);
             // No recipients: encrypt_mail always encrypts to the sender too.
             sealpost_pgp::encrypt_mail(&mail, &own, &[], keys::system_time(clock))?

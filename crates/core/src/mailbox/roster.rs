@@ -79,7 +79,7 @@ impl Row {
     }
 }
 
-impl Mailbox<'_> {
+impl Mailbox {
     /// Stores an account's row under `id`.
     pub(crate) fn insert_account(&self, id: &str, row: &Row) -> Result<(), CoreError> {
         self.conn.execute(
@@ -136,14 +136,14 @@ impl Mailbox<'_> {
             .optional()?
             .ok_or_else(|| CoreError::NoMailAccount(id.to_owned()))?;
         let json = serde_json::to_vec(&record).map_err(|e| damaged("an account record", e))?;
-        self.u.put_secret(&account_secret(id), &json, self.clock)
+        self.u.put_secret(&account_secret(id), &json, &*self.clock)
     }
 
     /// Leaves the tombstone of a removed account in the vault, for the other devices.
     pub(crate) fn bury_account(&self, id: &str) -> Result<(), CoreError> {
         let json =
             serde_json::to_vec(&Record::Removed).map_err(|e| damaged("an account record", e))?;
-        self.u.put_secret(&account_secret(id), &json, self.clock)
+        self.u.put_secret(&account_secret(id), &json, &*self.clock)
     }
 
     /// Brings the accounts of this device and the synced settings together: an account

@@ -27,22 +27,20 @@
 //! out as [`MailEvent::DirectoryTokens`] for the caller to spend
 //! (`sync::confirm_published_key` is blocking HTTP and needs the password).
 //!
-//! The futures are not `Send` (the store holds a SQLite connection): run it with
-//! `tokio::task::spawn_local` on a current-thread runtime (a `LocalSet`). Wake it with
+//! The loop owns its [`Mailbox`] (its own SQLite connection, the store's writer for this
+//! account); its future is `Send` and runs as a task on the core's runtime. Wake it with
 //! [`Notify::notify_one`], which is remembered when the loop is busy, so a wake-up that
 //! comes during a sync starts another cycle right after it.
 
-use std::cell::Cell;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sealpost_mail::ImapSession;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-pub use super::outbox::OutboxUpdate;
 use super::{MailAccount, Mailbox, OutboxStep, SyncProgress, SyncReport};
-use crate::vault::Unlocked;
 use crate::{Clock, CoreError};
 
 /// The folder the loop waits on in IDLE.
@@ -220,19 +218,15 @@ impl std::fmt::Debug for MailEvent {
 /// Keeps `account` in sync until the future is dropped (see the module docs); returns
 /// only an error that waiting cannot heal.
 pub async fn run_account(
-    u: &Unlocked,
+    mut mb: Mailbox,
     account: MailAccount,
     clock: &dyn Clock,
-    events: &dyn Fn(MailEvent),
+    events: &(dyn Fn(MailEvent) + Sync),
     wake: &Notify,
 ) -> CoreError {
-    let mb = match Mailbox::open(u, clock) {
-        Ok(mb) => mb,
-        Err(e) => return e,
-    };
     let mut backoff = Backoff::default();
     loop {
-        let err = match session(&mb, &account, clock, events, wake, &mut backoff).await {
+        let err = match session(&mut mb, &account, clock, events, wake, &mut backoff).await {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -269,10 +263,10 @@ fn gives_up(e: &CoreError) -> bool {
 
 /// One connection's life: cycles until something fails.
 async fn session(
-    mb: &Mailbox<'_>,
+    mb: &mut Mailbox,
     account: &MailAccount,
     clock: &dyn Clock,
-    events: &dyn Fn(MailEvent),
+    events: &(dyn Fn(MailEvent) + Sync),
     wake: &Notify,
     backoff: &mut Backoff,
 ) -> Result<Infallible, CoreError> {
@@ -316,10 +310,10 @@ async fn session(
         imap.select(IDLE_FOLDER).await?;
         phase(Phase::Idle);
         if imap.has_capability("IDLE") {
-            let woken = Cell::new(false);
+            let woken = AtomicBool::new(false);
             let interrupt = async {
                 tokio::select! {
-                    () = wake.notified() => woken.set(true),
+                    () = wake.notified() => woken.store(true, Ordering::Relaxed),
                     () = tokio::time::sleep(IDLE_RENEW) => {}
                 }
             };
@@ -327,7 +321,7 @@ async fn session(
             // is the interrupt above; this bound only catches a server gone silent.
             let (again, event) = imap.idle(IDLE_RENEW * 2, interrupt).await?;
             imap = again;
-            whole = event != sealpost_mail::IdleEvent::NewData || woken.get();
+            whole = event != sealpost_mail::IdleEvent::NewData || woken.load(Ordering::Relaxed);
         } else {
             tokio::select! {
                 () = wake.notified() => {}
@@ -339,7 +333,7 @@ async fn session(
     }
 }
 
-fn report_sync(account: &MailAccount, report: SyncReport, events: &dyn Fn(MailEvent)) {
+fn report_sync(account: &MailAccount, report: SyncReport, events: &(dyn Fn(MailEvent) + Sync)) {
     if !report.changed_folders.is_empty() {
         events(MailEvent::Changed {
             account_id: account.id.clone(),
@@ -355,12 +349,12 @@ fn report_sync(account: &MailAccount, report: SyncReport, events: &dyn Fn(MailEv
 /// ([`OutboxStepEvent::of`]). When copies went to Sent, that folder is synced on `imap`
 /// so the store lists them, and reported changed.
 async fn flush(
-    mb: &Mailbox<'_>,
+    mb: &mut Mailbox,
     imap: &mut ImapSession,
     account: &MailAccount,
     clock: &dyn Clock,
-    events: &dyn Fn(MailEvent),
-    progress: &dyn Fn(SyncProgress),
+    events: &(dyn Fn(MailEvent) + Sync),
+    progress: &(dyn Fn(SyncProgress) + Sync),
 ) -> Result<(), CoreError> {
     if mb.outbox(account)?.is_empty() {
         return Ok(());

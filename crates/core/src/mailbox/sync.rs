@@ -77,7 +77,7 @@ pub struct SyncReport {
     pub directory_tokens: Vec<String>,
 }
 
-impl Mailbox<'_> {
+impl Mailbox {
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`): the
     /// app's other connection to the store (a UI marking a message read while the
     /// background loop syncs) then waits for it (busy timeout) instead of failing it
@@ -91,7 +91,7 @@ impl Mailbox<'_> {
     }
 
     /// Logs in to the account's IMAP server.
-    pub async fn connect(&self, account: &MailAccount) -> Result<ImapSession, CoreError> {
+    pub async fn connect(&mut self, account: &MailAccount) -> Result<ImapSession, CoreError> {
         Ok(
             ImapSession::connect(&account.imap_config()?, &self.credentials(account).await?)
                 .await?,
@@ -100,8 +100,7 @@ impl Mailbox<'_> {
 
     /// Syncs every selectable folder of the account, then opens and indexes what was
     /// fetched (see the module docs). Flag changes made in the app are pushed first.
-    pub async fn sync(
-        &self,
+    pub async fn sync(&mut self,
         account: &MailAccount,
         clock: &dyn Clock,
     ) -> Result<SyncReport, CoreError> {
@@ -110,11 +109,10 @@ impl Mailbox<'_> {
 
     /// [`Mailbox::sync`], telling `progress` where it stands: at the start of each
     /// folder and after each batch of messages stored.
-    pub async fn sync_with_progress(
-        &self,
+    pub async fn sync_with_progress(&mut self,
         account: &MailAccount,
         clock: &dyn Clock,
-        progress: &dyn Fn(SyncProgress),
+        progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<SyncReport, CoreError> {
         let mut imap = self.connect(account).await?;
         let report = self
@@ -128,16 +126,15 @@ impl Mailbox<'_> {
     /// `only` that folder, or every selectable folder (dropping those gone from the
     /// server), then opens what was fetched. The session stays usable (the scheduler
     /// goes on to IDLE with it).
-    pub(crate) async fn sync_session(
-        &self,
+    pub(crate) async fn sync_session(&mut self,
         imap: &mut ImapSession,
         account: &MailAccount,
         clock: &dyn Clock,
         only: Option<&str>,
-        progress: &dyn Fn(SyncProgress),
+        progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<SyncReport, CoreError> {
         // A key in use never lapses: renewed here when due (a no-op otherwise).
-        keys::renew_own_key_if_due(self.u, clock)?;
+        keys::renew_own_key_if_due(&self.u, clock)?;
         let commands_before = imap.commands_sent();
         // Before any SELECT (ENABLE is refused after one; a no-op once on).
         imap.enable_qresync().await?;
@@ -168,8 +165,7 @@ impl Mailbox<'_> {
 
     /// Lists the server's folders, forgets those gone from it (their messages with
     /// them) and records the others; returns the selectable ones, by name.
-    async fn refresh_folders(
-        &self,
+    async fn refresh_folders(&mut self,
         imap: &mut ImapSession,
         account: &MailAccount,
     ) -> Result<Vec<String>, CoreError> {
@@ -237,11 +233,13 @@ impl Mailbox<'_> {
     }
 
     /// Marks a message read: [`Mailbox::set_flag_local`] with `\Seen`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn mark_seen(&self, id: i64) -> Result<(), CoreError> {
         self.set_flag_local(id, Flag::Seen, true)
     }
 
     /// How many flag changes of the account wait for the next sync.
+    #[cfg(any(test, feature = "testing"))]
     pub fn pending_flag_changes(&self, account: &MailAccount) -> Result<usize, CoreError> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM flag_change c JOIN message m ON m.id = c.message_id
@@ -257,8 +255,7 @@ impl Mailbox<'_> {
     /// next sync; a change to a folder whose UIDVALIDITY changed is dropped (its UIDs
     /// mean other messages now, and the folder is fetched again). Returns how many
     /// changes were told.
-    pub(crate) async fn push_flag_changes(
-        &self,
+    pub(crate) async fn push_flag_changes(&mut self,
         imap: &mut ImapSession,
         account: &MailAccount,
     ) -> Result<usize, CoreError> {
@@ -286,12 +283,6 @@ impl Mailbox<'_> {
         for row in rows {
             by_folder.entry(row.1.clone()).or_default().push(row);
         }
-        let forget = |id: i64, flag: &str, value: bool| {
-            self.conn.execute(
-                "DELETE FROM flag_change WHERE message_id = ?1 AND flag = ?2 AND value = ?3",
-                params![id, flag, value],
-            )
-        };
         let mut pushed = 0;
         for (folder, rows) in by_folder {
             let status = imap.select(&folder).await?;
@@ -305,7 +296,7 @@ impl Mailbox<'_> {
                         told.push((id, flag, value));
                     }
                     _ => {
-                        forget(id, &flag, value)?;
+                        self.forget_flag_change(id, &flag, value)?;
                     }
                 }
             }
@@ -324,11 +315,19 @@ impl Mailbox<'_> {
             }
             let tx = self.write_tx()?;
             for (id, flag, value) in told {
-                pushed += forget(id, &flag, value)?;
+                pushed += self.forget_flag_change(id, &flag, value)?;
             }
             tx.commit()?;
         }
         Ok(pushed)
+    }
+
+    /// Forgets a flag change made in the app: told to the server, or moot.
+    fn forget_flag_change(&self, id: i64, flag: &str, value: bool) -> rusqlite::Result<usize> {
+        self.conn.execute(
+            "DELETE FROM flag_change WHERE message_id = ?1 AND flag = ?2 AND value = ?3",
+            params![id, flag, value],
+        )
     }
 
     fn folder_id(&self, account: &MailAccount, name: &str) -> Result<i64, CoreError> {
@@ -344,8 +343,7 @@ impl Mailbox<'_> {
 
     /// Syncs one folder that the store knows: stores new messages raw and sealed,
     /// applies flag changes and expunges, then saves the new state.
-    pub(crate) async fn sync_folder(
-        &self,
+    pub(crate) async fn sync_folder(&mut self,
         imap: &mut ImapSession,
         account: &MailAccount,
         name: &str,
@@ -356,13 +354,12 @@ impl Mailbox<'_> {
     }
 
     /// [`Mailbox::sync_folder`] with progress.
-    async fn sync_folder_with(
-        &self,
+    async fn sync_folder_with(&mut self,
         imap: &mut ImapSession,
         account: &MailAccount,
         name: &str,
         report: &mut SyncReport,
-        progress: &dyn Fn(SyncProgress),
+        progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<(), CoreError> {
         let before = (report.new, report.removed, report.flags_changed);
         self.sync_folder_inner(imap, account, name, report, progress)
@@ -375,13 +372,12 @@ impl Mailbox<'_> {
         Ok(())
     }
 
-    async fn sync_folder_inner(
-        &self,
+    async fn sync_folder_inner(&mut self,
         imap: &mut ImapSession,
         account: &MailAccount,
         name: &str,
         report: &mut SyncReport,
-        progress: &dyn Fn(SyncProgress),
+        progress: &(dyn Fn(SyncProgress) + Sync),
     ) -> Result<(), CoreError> {
         let folder_id = self.folder_id(account, name)?;
         let (validity, uid_next, modseq): (i64, i64, i64) = self.conn.query_row(
@@ -546,8 +542,7 @@ impl Mailbox<'_> {
 
     /// The copies kept out of `folder_id`'s list (the `message_duplicate` table) whose listed copy
     /// is gone: forgotten as copies, with their current flags, to be fetched again.
-    async fn revive_duplicates(
-        &self,
+    async fn revive_duplicates(&mut self,
         imap: &mut ImapSession,
         folder_id: i64,
         validity: i64,
@@ -617,6 +612,7 @@ impl Mailbox<'_> {
     /// store without a server; a real sync of that folder resets it (its UIDVALIDITY
     /// is 0 here).
     #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn import_fetched(
         &self,
         account: &MailAccount,
@@ -669,7 +665,7 @@ impl Mailbox<'_> {
         if pending.is_empty() {
             return Ok(());
         }
-        let mut ring = Keyring::load(self.u, clock)?;
+        let mut ring = Keyring::load(&self.u, clock)?;
         for chunk in pending.chunks(OPEN_BATCH) {
             // One transaction per batch: each message's writes are all or nothing
             // either way, and a kill loses at most a batch of work, redone next time.
@@ -766,7 +762,7 @@ impl Mailbox<'_> {
             let observed = sealpost_pgp::contact::public_bytes(&ac.cert)
                 .ok()
                 .is_some_and(|bytes| {
-                    keys::observe_key(self.u, &ac.addr, &bytes, KeySource::Autocrypt, clock).is_ok()
+                    keys::observe_key(&self.u, &ac.addr, &bytes, KeySource::Autocrypt, clock).is_ok()
                 });
             if observed
                 && matches!(
@@ -777,7 +773,7 @@ impl Mailbox<'_> {
                     }
                 )
             {
-                *ring = Keyring::load(self.u, clock)?;
+                *ring = Keyring::load(&self.u, clock)?;
                 if let Ok(again) = sealpost_pgp::open_mail(raw, &ring.context(now)) {
                     opened = again;
                 }
@@ -836,8 +832,8 @@ impl Mailbox<'_> {
     }
 
     /// Adds and removes flags on the server, then stores what the server reports.
-    pub async fn set_flags(
-        &self,
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn set_flags(&mut self,
         account: &MailAccount,
         id: i64,
         add: &[Flag],
@@ -861,8 +857,7 @@ impl Mailbox<'_> {
 
     /// Moves a message to another folder on the server. It leaves the local folder now
     /// and is fetched into the destination by the next sync.
-    pub async fn move_message(
-        &self,
+    pub async fn move_message(&mut self,
         account: &MailAccount,
         id: i64,
         destination: &str,
@@ -893,8 +888,7 @@ impl Mailbox<'_> {
 
     /// Selects the message's folder and checks that its UIDs still mean what the store
     /// thinks (same UIDVALIDITY), so a flag never lands on another message.
-    async fn select_checked(
-        &self,
+    async fn select_checked(&mut self,
         imap: &mut ImapSession,
         id: i64,
         folder: &str,

@@ -1,53 +1,26 @@
 //! The HTTP client of the sync API: one method per endpoint, typed by `sealpost-proto`.
-//! Blocking (the app calls it off its UI thread); every request carries the API version.
+//! Async, with a timeout on every request ([`REQUEST_TIMEOUT`], [`CONNECT_TIMEOUT`]): a
+//! server that accepts and never answers costs the caller that long and nobody else.
+//! Every request carries the API version.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
-use reqwest::blocking::{Client, Response};
+use reqwest::{Client, Response};
 use sealpost_proto as proto;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// What can go wrong talking to the sync server.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// The server cannot be reached (or timed out).
-    #[error("the sync server at {url} cannot be reached: {reason}")]
-    Unreachable {
-        /// Where.
-        url: String,
-        /// Why (no secret in it).
-        reason: String,
-    },
-    /// The server answered with an error.
-    #[error("the sync server refused: {message} ({code})")]
-    Api {
-        /// HTTP status.
-        status: u16,
-        /// Stable code.
-        code: String,
-        /// For people.
-        message: String,
-    },
-    /// The server's answer is not what the API says.
-    #[error("the sync server sent an unexpected answer: {0}")]
-    BadResponse(String),
-}
+pub use crate::error::SyncError;
 
-impl SyncError {
-    /// The API error code, if the server answered with one.
-    pub fn api_code(&self) -> Option<&str> {
-        match self {
-            Self::Api { code, .. } => Some(code),
-            _ => None,
-        }
-    }
-}
+/// How long one request may take in all.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client for one sync server.
+/// A client for one sync server; cheap to clone (the connection pool is shared).
 #[derive(Debug, Clone)]
 pub struct SyncClient {
     http: Client,
@@ -62,6 +35,7 @@ impl SyncClient {
 
     /// A client that also trusts the CA certificate `ca_pem` (PEM), beside the public
     /// roots: for a server with a certificate from a private CA, and for tests.
+    #[cfg(any(test, feature = "testing"))]
     pub fn with_root_certificate(base_url: &str, ca_pem: &[u8]) -> Result<Self, SyncError> {
         let ca = reqwest::Certificate::from_pem(ca_pem).map_err(|e| SyncError::Unreachable {
             url: base_url.to_owned(),
@@ -72,11 +46,11 @@ impl SyncClient {
 
     fn with_builder(
         base_url: &str,
-        builder: reqwest::blocking::ClientBuilder,
+        builder: reqwest::ClientBuilder,
     ) -> Result<Self, SyncError> {
         let http = builder
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(10))
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SyncError::Unreachable {
@@ -94,7 +68,7 @@ impl SyncClient {
         &self.base
     }
 
-    fn send<B: Serialize>(
+    async fn send<B: Serialize>(
         &self,
         method: Method,
         path: &str,
@@ -112,7 +86,7 @@ impl SyncClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().map_err(|e| SyncError::Unreachable {
+        let resp = req.send().await.map_err(|e| SyncError::Unreachable {
             url: self.base.clone(),
             reason: e.without_url().to_string(),
         })?;
@@ -120,7 +94,7 @@ impl SyncClient {
             return Ok(resp);
         }
         let status = resp.status().as_u16();
-        match resp.json::<proto::ApiError>() {
+        match resp.json::<proto::ApiError>().await {
             Ok(e) => Err(SyncError::Api {
                 status,
                 code: e.code,
@@ -132,80 +106,95 @@ impl SyncClient {
         }
     }
 
-    fn json<B: Serialize, R: DeserializeOwned>(
+    async fn json<B: Serialize, R: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         token: Option<&[u8]>,
         body: Option<&B>,
     ) -> Result<R, SyncError> {
-        self.send(method, path, token, body)?
+        self.send(method, path, token, body)
+            .await?
             .json::<R>()
+            .await
             .map_err(|e| SyncError::BadResponse(e.without_url().to_string()))
     }
 
-    fn empty<B: Serialize>(
+    async fn empty<B: Serialize>(
         &self,
         method: Method,
         path: &str,
         token: Option<&[u8]>,
         body: Option<&B>,
     ) -> Result<(), SyncError> {
-        self.send(method, path, token, body).map(|_| ())
+        self.send(method, path, token, body).await.map(|_| ())
     }
 
     /// `GET /v1/health`.
-    pub fn health(&self) -> Result<proto::Health, SyncError> {
-        self.json::<(), _>(Method::GET, "/v1/health", None, None)
+    pub async fn health(&self) -> Result<proto::Health, SyncError> {
+        self.json::<(), _>(Method::GET, "/v1/health", None, None).await
     }
 
     /// `POST /v1/register/start`.
-    pub fn register_start(
+    pub async fn register_start(
         &self,
         req: &proto::RegisterStart,
     ) -> Result<proto::RegisterStarted, SyncError> {
-        self.json(Method::POST, "/v1/register/start", None, Some(req))
+        self.json(Method::POST, "/v1/register/start", None, Some(req)).await
     }
 
-    /// `POST /v1/register/finish`.
-    pub fn register_finish(&self, req: &proto::RegisterFinish) -> Result<(), SyncError> {
-        self.empty(Method::POST, "/v1/register/finish", None, Some(req))
+    /// `POST /v1/register/finish`: the answer, or `None` from a server that sends none
+    /// (`204`, when the request named no device or the server grants no session).
+    pub async fn register_finish(
+        &self,
+        req: &proto::RegisterFinish,
+    ) -> Result<Option<proto::RegisterFinished>, SyncError> {
+        let resp = self
+            .send(Method::POST, "/v1/register/finish", None, Some(req))
+            .await?;
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        resp.json()
+            .await
+            .map(Some)
+            .map_err(|e| SyncError::BadResponse(e.without_url().to_string()))
     }
 
     /// `POST /v1/login/start`.
-    pub fn login_start(&self, req: &proto::LoginStart) -> Result<proto::LoginStarted, SyncError> {
-        self.json(Method::POST, "/v1/login/start", None, Some(req))
+    pub async fn login_start(&self, req: &proto::LoginStart) -> Result<proto::LoginStarted, SyncError> {
+        self.json(Method::POST, "/v1/login/start", None, Some(req)).await
     }
 
     /// `POST /v1/login/finish`.
-    pub fn login_finish(
+    pub async fn login_finish(
         &self,
         req: &proto::LoginFinish,
     ) -> Result<proto::LoginFinished, SyncError> {
-        self.json(Method::POST, "/v1/login/finish", None, Some(req))
+        self.json(Method::POST, "/v1/login/finish", None, Some(req)).await
     }
 
     /// `GET /v1/settings`.
-    pub fn settings(&self, token: &[u8]) -> Result<proto::Settings, SyncError> {
-        self.json::<(), _>(Method::GET, "/v1/settings", Some(token), None)
+    pub async fn settings(&self, token: &[u8]) -> Result<proto::Settings, SyncError> {
+        self.json::<(), _>(Method::GET, "/v1/settings", Some(token), None).await
     }
 
     /// `PUT /v1/settings`.
-    pub fn put_settings(
+    pub async fn put_settings(
         &self,
         token: &[u8],
         req: &proto::PutSettings,
     ) -> Result<proto::SettingsVersion, SyncError> {
-        self.json(Method::PUT, "/v1/settings", Some(token), Some(req))
+        self.json(Method::PUT, "/v1/settings", Some(token), Some(req)).await
     }
 
     /// `GET /v1/devices`.
-    pub fn devices(&self, token: &[u8]) -> Result<proto::Devices, SyncError> {
-        self.json::<(), _>(Method::GET, "/v1/devices", Some(token), None)
+    pub async fn devices(&self, token: &[u8]) -> Result<proto::Devices, SyncError> {
+        self.json::<(), _>(Method::GET, "/v1/devices", Some(token), None).await
     }
 
     /// `DELETE /v1/devices/{id}`.
-    pub fn revoke_device(&self, token: &[u8], device_id: &str) -> Result<(), SyncError> {
+    pub async fn revoke_device(&self, token: &[u8], device_id: &str) -> Result<(), SyncError> {
         if !device_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(SyncError::BadResponse("a device id is hexadecimal".into()));
         }
@@ -214,65 +203,65 @@ impl SyncClient {
             &format!("/v1/devices/{device_id}"),
             Some(token),
             None,
-        )
+        ).await
     }
 
     /// `POST /v1/account/unlock`.
-    pub fn unlock_account(&self, token: &[u8]) -> Result<(), SyncError> {
-        self.empty::<()>(Method::POST, "/v1/account/unlock", Some(token), None)
+    pub async fn unlock_account(&self, token: &[u8]) -> Result<(), SyncError> {
+        self.empty::<()>(Method::POST, "/v1/account/unlock", Some(token), None).await
     }
 
     /// `POST /v1/password/start`.
-    pub fn password_start(
+    pub async fn password_start(
         &self,
         token: &[u8],
         req: &proto::PasswordStart,
     ) -> Result<proto::RegisterStarted, SyncError> {
-        self.json(Method::POST, "/v1/password/start", Some(token), Some(req))
+        self.json(Method::POST, "/v1/password/start", Some(token), Some(req)).await
     }
 
     /// `POST /v1/password/finish`.
-    pub fn password_finish(
+    pub async fn password_finish(
         &self,
         token: &[u8],
         req: &proto::PasswordFinish,
     ) -> Result<(), SyncError> {
-        self.empty(Method::POST, "/v1/password/finish", Some(token), Some(req))
+        self.empty(Method::POST, "/v1/password/finish", Some(token), Some(req)).await
     }
 
     /// `POST /v1/recovery/start`.
-    pub fn recovery_start(
+    pub async fn recovery_start(
         &self,
         req: &proto::RecoveryStart,
     ) -> Result<proto::RecoveryStarted, SyncError> {
-        self.json(Method::POST, "/v1/recovery/start", None, Some(req))
+        self.json(Method::POST, "/v1/recovery/start", None, Some(req)).await
     }
 
     /// `POST /v1/recovery/finish`.
-    pub fn recovery_finish(&self, req: &proto::RecoveryFinish) -> Result<(), SyncError> {
-        self.empty(Method::POST, "/v1/recovery/finish", None, Some(req))
+    pub async fn recovery_finish(&self, req: &proto::RecoveryFinish) -> Result<(), SyncError> {
+        self.empty(Method::POST, "/v1/recovery/finish", None, Some(req)).await
     }
 
     /// `PUT /v1/recovery/code`: replaces the account's recovery code.
-    pub fn new_recovery_code(
+    pub async fn new_recovery_code(
         &self,
         token: &[u8],
         req: &proto::NewRecoveryCode,
     ) -> Result<(), SyncError> {
-        self.empty(Method::PUT, "/v1/recovery/code", Some(token), Some(req))
+        self.empty(Method::PUT, "/v1/recovery/code", Some(token), Some(req)).await
     }
 
     /// `POST /v1/directory/claims`: a proof token goes to the address by mail.
-    pub fn claim_key(
+    pub async fn claim_key(
         &self,
         token: &[u8],
         req: &proto::DirectoryClaim,
     ) -> Result<proto::DirectoryClaimed, SyncError> {
-        self.json(Method::POST, "/v1/directory/claims", Some(token), Some(req))
+        self.json(Method::POST, "/v1/directory/claims", Some(token), Some(req)).await
     }
 
     /// `POST /v1/directory/confirm`: publishes the claimed key.
-    pub fn confirm_key(
+    pub async fn confirm_key(
         &self,
         token: &[u8],
         req: &proto::DirectoryConfirm,
@@ -282,16 +271,16 @@ impl SyncClient {
             "/v1/directory/confirm",
             Some(token),
             Some(req),
-        )
+        ).await
     }
 
     /// `GET /v1/directory/keys/{address}`: `None` when nothing is published.
-    pub fn lookup_key(
+    pub async fn lookup_key(
         &self,
         address: &proto::EmailAddress,
     ) -> Result<Option<proto::DirectoryEntry>, SyncError> {
         let path = format!("/v1/directory/keys/{}", path_segment(address.as_str()));
-        match self.json::<(), _>(Method::GET, &path, None, None) {
+        match self.json::<(), _>(Method::GET, &path, None, None).await {
             Ok(entry) => Ok(Some(entry)),
             Err(e) if e.api_code() == Some("no_key") => Ok(None),
             Err(e) => Err(e),
@@ -299,13 +288,14 @@ impl SyncClient {
     }
 
     /// `DELETE /v1/directory/keys/{address}`.
-    pub fn unpublish_key(
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn unpublish_key(
         &self,
         token: &[u8],
         address: &proto::EmailAddress,
     ) -> Result<(), SyncError> {
         let path = format!("/v1/directory/keys/{}", path_segment(address.as_str()));
-        self.empty::<()>(Method::DELETE, &path, Some(token), None)
+        self.empty::<()>(Method::DELETE, &path, Some(token), None).await
     }
 }
 

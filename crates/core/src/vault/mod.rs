@@ -18,6 +18,8 @@
 //! the vault opens with the old password or the new one, never neither.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sealpost_crypto::identity::SubKeyLabel;
@@ -55,15 +57,19 @@ pub struct ProfileInfo {
 }
 
 /// A profile that is opened but locked: it can tell who it belongs to, and be unlocked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Locked {
     info: ProfileInfo,
 }
 
 /// An unlocked profile. Holds the identity key and the vault key; both are wiped when
-/// this value is dropped.
+/// this value is dropped. It is `Send + Sync`: the core shares one behind an `Arc`
+/// between its tasks, and the vault's connection is used by one of them at a time.
 pub struct Unlocked {
-    conn: Connection,
+    conn: Mutex<Connection>,
+    /// Counts the changes made to secrets through this value (every writer in the
+    /// process shares it), so a cache of what they hold knows when it is stale.
+    version: AtomicU64,
     info: ProfileInfo,
     identity: IdentityKey,
     vault_key: SubKey,
@@ -100,6 +106,27 @@ fn recovery_ctx(profile_id: &[u8]) -> WrapContext<'_> {
     WrapContext::new(Purpose::IdentityByRecovery, profile_id)
 }
 
+/// A key-encryption key freshly derived from a password (Argon2id at the shipped
+/// parameters, with a new salt): what sets a profile's password. It is derived on its
+/// own so that a caller can run the derivation beside other work (an OPAQUE run on the
+/// other core) and never while it holds a lock. Wiped on drop.
+pub(crate) struct PasswordKek {
+    kek: SecretBytes<32>,
+    header: wrap::KdfHeader,
+}
+
+impl PasswordKek {
+    /// Runs Argon2id: hundreds of milliseconds, on a blocking thread.
+    pub(crate) fn derive(password: &Password) -> Result<Self, CoreError> {
+        let (kek, header) = wrap::password_kek(password, Argon2Params::SHIPPED)?;
+        Ok(Self { kek, header })
+    }
+
+    fn wrap(&self, identity: &IdentityKey, profile_id: &[u8]) -> Result<Vec<u8>, CoreError> {
+        Ok(identity.wrap_with_derived_kek(&self.kek, self.header, &password_ctx(profile_id))?)
+    }
+}
+
 /// Creates a profile in `dir`: runs the gate, makes the identity key, stores it wrapped
 /// by the password and by a new recovery code. Returns the unlocked profile and the
 /// recovery code, which the caller shows to the user once.
@@ -109,43 +136,31 @@ pub fn create(
     password: &Password,
     clock: &dyn Clock,
 ) -> Result<(Unlocked, RecoveryCode), CoreError> {
+    check_gate(password, user_name)?;
     let identity = IdentityKey::generate()?;
     let code = RecoveryCode::generate()?;
-    let unlocked = create_inner(dir, user_name, password, identity, Some(&code), clock)?;
+    let kek = PasswordKek::derive(password)?;
+    let unlocked = create_with(dir, user_name, &kek, identity, Some(&code), clock)?;
     Ok((unlocked, code))
 }
 
-/// Creates a profile around an identity key that exists already (a second device that
-/// signed in). This device has no local recovery wrap: it does not know the code;
-/// recovery goes through the sync server.
-pub fn create_with_identity(
+/// Creates a profile in `dir` around `identity`, its password wrap made with `kek` (the
+/// caller ran the gate when the password was chosen, and derived the KEK). With `code`
+/// the profile gets a local recovery wrap too; a device that signed in does not know
+/// the code and recovers through the sync server.
+pub(crate) fn create_with(
     dir: &Path,
     user_name: &str,
-    password: &Password,
-    identity: IdentityKey,
-    clock: &dyn Clock,
-) -> Result<Unlocked, CoreError> {
-    create_inner(dir, user_name, password, identity, None, clock)
-}
-
-fn create_inner(
-    dir: &Path,
-    user_name: &str,
-    password: &Password,
+    kek: &PasswordKek,
     identity: IdentityKey,
     code: Option<&RecoveryCode>,
     clock: &dyn Clock,
 ) -> Result<Unlocked, CoreError> {
-    check_gate(password, user_name)?;
-    create_private_dir(dir)?;
+    ensure_new(dir)?;
     let path = vault_path(dir);
-    if path.exists() {
-        return Err(CoreError::ProfileExists(dir.to_owned()));
-    }
     let mut profile_id = [0u8; PROFILE_ID_LEN];
     profile_id.copy_from_slice(SecretBytes::<PROFILE_ID_LEN>::random()?.expose());
-    let pw_blob =
-        identity.wrap_with_password(password, Argon2Params::SHIPPED, &password_ctx(&profile_id))?;
+    let pw_blob = kek.wrap(&identity, &profile_id)?;
     let rc_blob = code
         .map(|c| identity.wrap_with_recovery_code(c, &recovery_ctx(&profile_id)))
         .transpose()?;
@@ -182,6 +197,16 @@ fn create_inner(
     let unlocked = Unlocked::new(conn, info, identity)?;
     unlocked.put_secret(KEY_CHECK_SECRET, KEY_CHECK_VALUE, clock)?;
     Ok(unlocked)
+}
+
+/// Makes `dir` (private to the user) unless it holds a profile already: what every
+/// creation checks before it does anything costly.
+pub(crate) fn ensure_new(dir: &Path) -> Result<(), CoreError> {
+    create_private_dir(dir)?;
+    if vault_path(dir).exists() {
+        return Err(CoreError::ProfileExists(dir.to_owned()));
+    }
+    Ok(())
 }
 
 /// Opens the profile in `dir`, locked.
@@ -328,23 +353,24 @@ impl Locked {
         clock: &dyn Clock,
     ) -> Result<Unlocked, CoreError> {
         check_gate(new_password, &self.info.user_name)?;
-        let mut unlocked = self.unlock_with_recovery_code(code)?;
-        unlocked.replace_password_wrap(new_password, clock, &mut |_| Ok(()))?;
+        let unlocked = self.unlock_with_recovery_code(code)?;
+        let kek = PasswordKek::derive(new_password)?;
+        unlocked.replace_password_wrap(&kek, clock, &mut |_| Ok(()))?;
         Ok(unlocked)
     }
 
     /// Opens the vault with an identity key obtained elsewhere (from the sync server after
-    /// a sign-in with a new password) and makes `new_password` the local password. The
-    /// identity is checked against the vault first: a wrong one changes nothing.
-    pub fn rewrap_with_identity(
+    /// a sign-in with a password changed on another device) and makes that password,
+    /// whose KEK is `kek`, the local one. The identity is checked against the vault
+    /// first: a wrong one changes nothing.
+    pub(crate) fn rewrap_with_identity(
         &self,
         identity: IdentityKey,
-        new_password: &Password,
+        kek: &PasswordKek,
         clock: &dyn Clock,
     ) -> Result<Unlocked, CoreError> {
-        check_gate(new_password, &self.info.user_name)?;
         let conn = open_existing(&self.info.dir)?;
-        let mut unlocked = Unlocked::new(conn, self.info.clone(), identity)?;
+        let unlocked = Unlocked::new(conn, self.info.clone(), identity)?;
         match unlocked.secret(KEY_CHECK_SECRET) {
             Ok(Some(v)) if v.expose() == KEY_CHECK_VALUE => {}
             _ => {
@@ -354,12 +380,13 @@ impl Locked {
                 });
             }
         }
-        unlocked.replace_password_wrap(new_password, clock, &mut |_| Ok(()))?;
+        unlocked.replace_password_wrap(kek, clock, &mut |_| Ok(()))?;
         Ok(unlocked)
     }
 
     /// Unlocks with `old` and changes the password to `new` (which must pass the gate),
     /// deriving from the old password once.
+    #[cfg(any(test, feature = "testing"))]
     pub fn change_password(
         &self,
         old: &Password,
@@ -367,8 +394,9 @@ impl Locked {
         clock: &dyn Clock,
     ) -> Result<Unlocked, CoreError> {
         check_gate(new, &self.info.user_name)?;
-        let mut unlocked = self.unlock(old)?;
-        unlocked.replace_password_wrap(new, clock, &mut |_| Ok(()))?;
+        let unlocked = self.unlock(old)?;
+        let kek = PasswordKek::derive(new)?;
+        unlocked.replace_password_wrap(&kek, clock, &mut |_| Ok(()))?;
         Ok(unlocked)
     }
 }
@@ -377,7 +405,8 @@ impl Unlocked {
     fn new(conn: Connection, info: ProfileInfo, identity: IdentityKey) -> Result<Self, CoreError> {
         let vault_key = identity.subkey(SubKeyLabel::Vault)?;
         Ok(Self {
-            conn,
+            conn: Mutex::new(conn),
+            version: AtomicU64::new(0),
             info,
             identity,
             vault_key,
@@ -395,6 +424,7 @@ impl Unlocked {
     }
 
     /// Locks: the keys are wiped; what remains knows only public facts.
+    #[cfg(any(test, feature = "testing"))]
     pub fn lock(self) -> Locked {
         Locked {
             info: self.info.clone(),
@@ -404,7 +434,7 @@ impl Unlocked {
     /// Changes the password. The old one must be given (so an unattended unlocked app
     /// cannot have its password changed), the new one must pass the gate.
     pub fn change_password(
-        &mut self,
+        &self,
         old: &Password,
         new: &Password,
         clock: &dyn Clock,
@@ -412,51 +442,60 @@ impl Unlocked {
         self.change_password_steps(old, new, clock, &mut |_| Ok(()))
     }
 
+    /// [`Unlocked::change_password`], with `fault` called after each step so a test can
+    /// stop it anywhere.
     pub(crate) fn change_password_steps(
-        &mut self,
+        &self,
         old: &Password,
         new: &Password,
         clock: &dyn Clock,
         fault: &mut dyn FnMut(ChangeStep) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
-        let stored = read_wrap(&self.conn, "password")?;
-        let from_old =
-            IdentityKey::unwrap_with_password(old, &password_ctx(&self.info.profile_id), &stored)
+        self.check_password(old)?;
+        fault(ChangeStep::OldVerified)?;
+        check_gate(new, &self.info.user_name)?;
+        let kek = PasswordKek::derive(new)?;
+        self.replace_password_wrap(&kek, clock, fault)
+    }
+
+    /// Checks that `password` is this profile's (Argon2id): for a change that must not
+    /// be made by whoever finds the profile unlocked.
+    pub fn check_password(&self, password: &Password) -> Result<(), CoreError> {
+        let stored = read_wrap(&self.conn(), "password")?;
+        let found =
+            IdentityKey::unwrap_with_password(password, &password_ctx(&self.info.profile_id), &stored)
                 .map_err(|e| unwrap_error("password", CoreError::WrongPassword, e))?;
-        if from_old != self.identity {
+        if found != self.identity {
             return Err(CoreError::VaultDamaged {
                 what: "the password wrap of the identity key".to_owned(),
                 reason: "it holds a different identity key than the one unlocked".to_owned(),
             });
         }
-        fault(ChangeStep::OldVerified)?;
-        self.replace_password_wrap(new, clock, fault)
+        Ok(())
     }
 
-    /// Makes `new` the local password without asking for the old one: for callers that
-    /// have just proven the old password another way (the sync server's change).
+    /// Makes the password whose KEK is `kek` the local one without asking for the old
+    /// one: for callers that have just proven the old password another way (the sync
+    /// server's change) and ran the gate on the new one.
     pub(crate) fn replace_password_locally(
-        &mut self,
-        new: &Password,
+        &self,
+        kek: &PasswordKek,
         clock: &dyn Clock,
     ) -> Result<(), CoreError> {
-        self.replace_password_wrap(new, clock, &mut |_| Ok(()))
+        self.replace_password_wrap(kek, clock, &mut |_| Ok(()))
     }
 
-    /// Gates `new`, derives its KEK outside any transaction, then replaces the password
-    /// wrap in one transaction.
+    /// Replaces the password wrap with one under `kek`, in one transaction.
     fn replace_password_wrap(
-        &mut self,
-        new: &Password,
+        &self,
+        kek: &PasswordKek,
         clock: &dyn Clock,
         fault: &mut dyn FnMut(ChangeStep) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
-        check_gate(new, &self.info.user_name)?;
-        let ctx = password_ctx(&self.info.profile_id);
-        let (kek, header) = wrap::password_kek(new, Argon2Params::SHIPPED)?;
-        let blob = self.identity.wrap_with_derived_kek(&kek, header, &ctx)?;
+        let blob = kek.wrap(&self.identity, &self.info.profile_id)?;
         fault(ChangeStep::NewWrapped)?;
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         let n = tx.execute(
             "UPDATE vault_wrap SET blob = ?1, updated_at = ?2 WHERE kind = 'password'",
             params![blob, clock.now_unix()],
@@ -474,18 +513,29 @@ impl Unlocked {
 
     /// Replaces the recovery code: the old one stops working, the new one is returned to
     /// be shown once.
-    pub fn replace_recovery_code(&mut self, clock: &dyn Clock) -> Result<RecoveryCode, CoreError> {
+    pub fn replace_recovery_code(&self, clock: &dyn Clock) -> Result<RecoveryCode, CoreError> {
         let code = RecoveryCode::generate()?;
+        self.set_recovery_code(&code, clock)?;
+        Ok(code)
+    }
+
+    /// Makes `code` the one that unlocks this profile (the sync server was given it
+    /// first); the old one stops working.
+    pub(crate) fn set_recovery_code(
+        &self,
+        code: &RecoveryCode,
+        clock: &dyn Clock,
+    ) -> Result<(), CoreError> {
         let blob = self
             .identity
-            .wrap_with_recovery_code(&code, &recovery_ctx(&self.info.profile_id))?;
+            .wrap_with_recovery_code(code, &recovery_ctx(&self.info.profile_id))?;
         // A device set up by signing in has no recovery wrap yet: this gives it one.
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO vault_wrap (kind, blob, updated_at) VALUES ('recovery', ?1, ?2)
              ON CONFLICT (kind) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at",
             params![blob, clock.now_unix()],
         )?;
-        Ok(code)
+        Ok(())
     }
 
     /// Stores `value` under `name`, sealed under the vault key and bound to this profile
@@ -506,38 +556,56 @@ impl Unlocked {
         let ctx = WrapContext::new(Purpose::VaultSecret, &self.info.profile_id)
             .with_item(name.as_bytes());
         let sealed = wrap::seal_with_key(&self.vault_key, &ctx, value)?;
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO secret (name, value, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             params![name, sealed, updated_at],
         )?;
+        self.changed();
         Ok(())
     }
 
     /// When each secret was last changed, by name (the key check left out).
     pub fn secret_times(&self) -> Result<Vec<(String, i64)>, CoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, updated_at FROM secret WHERE name != ?1 ORDER BY name")?;
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name, updated_at FROM secret WHERE name != ?1 ORDER BY name")?;
         let rows = stmt
             .query_map([KEY_CHECK_SECRET], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<(String, i64)>, _>>()?;
         Ok(rows)
     }
 
+    /// How many times secrets were changed through this value: equal numbers mean
+    /// nothing changed in between.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// The connection, for the other modules of this crate that keep rows in the vault.
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+    /// Held only for a statement or a transaction, never across an `.await`.
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while it was held leaves no half transaction (a rusqlite transaction
+        // rolls back when it is dropped during the unwind): the connection stays usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stores many secrets in one transaction.
+    #[cfg(any(test, feature = "testing"))]
     pub fn put_secrets<'a>(
-        &mut self,
+        &self,
         items: impl IntoIterator<Item = (&'a str, &'a [u8])>,
         clock: &dyn Clock,
     ) -> Result<(), CoreError> {
         let now = clock.now_unix();
-        let tx = self.conn.transaction()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO secret (name, value, updated_at) VALUES (?1, ?2, ?3)
@@ -552,6 +620,7 @@ impl Unlocked {
             }
         }
         tx.commit()?;
+        self.changed();
         Ok(())
     }
 
@@ -560,7 +629,7 @@ impl Unlocked {
     pub fn secret(&self, name: &str) -> Result<Option<SecretVec>, CoreError> {
         check_secret_name(name)?;
         let sealed: Option<Vec<u8>> = self
-            .conn
+            .conn()
             .prepare_cached("SELECT value FROM secret WHERE name = ?1")?
             .query_row([name], |r| r.get(0))
             .optional()?;
@@ -605,17 +674,18 @@ impl Unlocked {
     /// Deletes the secret under `name`; whether there was one.
     pub fn delete_secret(&self, name: &str) -> Result<bool, CoreError> {
         check_secret_name(name)?;
-        Ok(self
-            .conn
+        let deleted = self
+            .conn()
             .execute("DELETE FROM secret WHERE name = ?1", [name])?
-            == 1)
+            == 1;
+        self.changed();
+        Ok(deleted)
     }
 
     /// The names of all stored secrets, sorted; the vault's own key check is left out.
     pub fn secret_names(&self) -> Result<Vec<String>, CoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name FROM secret WHERE name != ?1 ORDER BY name")?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name FROM secret WHERE name != ?1 ORDER BY name")?;
         let names = stmt
             .query_map([KEY_CHECK_SECRET], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;

@@ -34,7 +34,7 @@ fn whole_life_of_a_profile() {
     // Unlock with the password.
     let locked = open(&dir).unwrap();
     assert_eq!(locked.info().user_name, "alice");
-    let mut u = locked.unlock(&pw(PW)).unwrap();
+    let u = locked.unlock(&pw(PW)).unwrap();
     assert_eq!(
         u.secret("imap/password").unwrap().unwrap().expose(),
         b"mail-pass-1"
@@ -117,7 +117,7 @@ fn wrong_password_changes_nothing_and_the_right_one_works_after() {
 
 #[test]
 fn change_password_with_wrong_old_or_weak_new_changes_nothing() {
-    let (_d, mut u, _code) = alice();
+    let (_d, u, _code) = alice();
     assert!(matches!(
         u.change_password(&pw(PW2), &pw(PW2), &CLOCK),
         Err(CoreError::WrongPassword)
@@ -162,7 +162,7 @@ fn an_interrupted_password_change_leaves_a_working_vault() {
         ChangeStep::NewWrapped,
         ChangeStep::Written,
     ] {
-        let (_d, mut u, _) = alice();
+        let (_d, u, _) = alice();
         u.put_secret("k", b"v", &CLOCK).unwrap();
         let err = u
             .change_password_steps(&pw(PW), &pw(PW2), &CLOCK, &mut |s| {
@@ -332,7 +332,7 @@ fn secret_names_are_checked() {
 
 #[test]
 fn replacing_the_recovery_code_retires_the_old_one() {
-    let (_d, mut u, old) = alice();
+    let (_d, u, old) = alice();
     let new = u.replace_recovery_code(&CLOCK).unwrap();
     let locked = u.lock();
     assert!(matches!(
@@ -344,7 +344,7 @@ fn replacing_the_recovery_code_retires_the_old_one() {
 
 #[test]
 fn nothing_secret_is_on_disk() {
-    let (_d, mut u, _) = alice();
+    let (_d, u, _) = alice();
     let dir = u.info().dir.clone();
     let key = *u.identity().dangerous_expose_for_leak_tests();
     let secrets: Vec<Vec<u8>> = (0..50)

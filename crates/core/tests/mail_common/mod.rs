@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use sealpost_core::SystemClock;
 use sealpost_core::mailbox::{MailAccount, Mailbox, NewAccount};
@@ -85,13 +86,13 @@ impl Servers {
     }
 }
 
-pub fn profile(dir: &Path, name: &str) -> Unlocked {
+pub fn profile(dir: &Path, name: &str) -> Arc<Unlocked> {
     let (u, _code) =
         vault::create(dir, name, &Password::new(PROFILE_PW).unwrap(), &SystemClock).unwrap();
-    u
+    Arc::new(u)
 }
 
-pub fn add(mb: &Mailbox<'_>, new: &NewAccount, pw: &str) -> MailAccount {
+pub fn add(mb: &Mailbox, new: &NewAccount, pw: &str) -> MailAccount {
     mb.add_account(new, &Secret::new(pw), &SystemClock).unwrap()
 }
 
@@ -139,7 +140,7 @@ pub async fn server_folder(
 
 /// The store's view of a folder: UID → flags (sorted as the server's are).
 pub fn store_folder(
-    mb: &Mailbox<'_>,
+    mb: &Mailbox,
     account: &MailAccount,
     folder: &str,
 ) -> BTreeMap<u32, Vec<String>> {

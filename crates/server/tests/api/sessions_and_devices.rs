@@ -170,3 +170,44 @@ fn device_ids_must_be_32_hex_characters() {
         [device(1)]
     );
 }
+
+/// A registration that names its device gets that device's session at once (no second
+/// OPAQUE run on the client); the session works like a login's, the device is listed,
+/// and a bad device name is refused before anything is stored.
+#[test]
+fn a_registration_naming_its_device_opens_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+
+    let bad = s.register_start("carol", PW).finish("carol", PW);
+    let mut req = bad.request.clone();
+    req.device = Some(proto::NewDevice {
+        id: "not hex".into(),
+        name: "laptop".into(),
+    });
+    s.post("/v1/register/finish", &req).expect(400, "bad_device_id");
+    // Refused before the registration was taken: it can still finish.
+    req.device = Some(proto::NewDevice {
+        id: device(7),
+        name: "laptop".into(),
+    });
+    let finished: proto::RegisterFinished = s.post("/v1/register/finish", &req).json();
+    let session = finished.session.expect("a session for the named device");
+    assert!(session.expires_at > T0);
+    assert_eq!(session.token.0.len(), 32);
+
+    let devices: proto::Devices = s.get("/v1/devices", &session.token.0).json();
+    assert_eq!(devices.devices.len(), 1);
+    assert_eq!(devices.devices[0].id, device(7));
+    assert_eq!(devices.devices[0].name, "laptop");
+    assert!(devices.devices[0].current);
+    // The store keeps the token's hash only.
+    let hashes: Vec<Vec<u8>> = db(&s.db)
+        .prepare("SELECT token_hash FROM sessions")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(hashes, [Sha256::digest(&session.token.0).to_vec()]);
+}

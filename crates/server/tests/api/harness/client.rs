@@ -203,6 +203,7 @@ impl RegistrationStarted {
                 recovery_wrap: Bytes(recovery_wrap),
                 recovery_verifier: Bytes(code.auth_verifier().to_vec()),
                 settings: Bytes(settings_blob(user, 1)),
+                device: None,
             },
             identity,
             code,
