@@ -31,8 +31,8 @@
 #[path = "../tests/e2e/driver.rs"]
 mod driver;
 
-use std::sync::Arc;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use driver::{App, Display};

@@ -1,78 +1,113 @@
-//! Build script of the desktop app: reads `tauri.conf.json` and `capabilities/`, embeds the
-//! ACL, and declares the app's own commands in an app manifest. With that manifest Tauri
-//! refuses any app command that no capability grants to the calling window; without it,
-//! every command would be callable from every local window.
+//! Build script of the desktop app. From the one command list (`commands/list.rs`) and the
+//! event names (`event_names.rs`) it writes what has to name them outside Rust:
+//!
+//! - the ACL manifest (Tauri then refuses any app command no capability grants);
+//! - `capabilities/default.json`, the main window's grants: exactly the app's commands
+//!   and listening to events;
+//! - `ui/isolation/allowed.js`, the commands and events the isolation page lets through.
+//!
+//! The generated files are committed, so a reviewer sees what is granted; the test
+//! script fails when a build changes them (`git diff --exit-code`).
 
 // Cargo reads a build script's instructions from its stdout.
 #![allow(clippy::print_stdout)]
 
 use tauri_build::{AppManifest, Attributes};
 
-/// Every `#[tauri::command]` of the app. Each gets `allow-<name>` / `deny-<name>`
-/// permissions (kebab-case) that `capabilities/*.json` grant per window.
-const COMMANDS: &[&str] = &[
-    "app_info",
-    "status",
-    "check_password",
-    "create_account",
-    "save_recovery_kit",
-    "forget_recovery_code",
-    "sign_in",
-    "unlock",
-    "lock",
-    "change_password",
-    "new_recovery_code",
-    "devices",
-    "revoke_device",
-    "discover_account",
-    "add_mail_account",
-    "mail_accounts",
-    "remove_mail_account",
-    "sync_now",
-    "folders",
-    "messages",
-    "search",
-    "open_message",
-    "allow_remote_content",
-    "set_flag",
-    "save_attachment",
-    "open_link",
-    "recipient_keys",
-    "pick_attachments",
-    "save_draft",
-    "drafts",
-    "open_draft",
-    "delete_draft",
-    "outbox",
-    "resend_outbox_entry",
-    "discard_outbox_entry",
-    "add_oauth_account",
-    "sign_in_mail_account_again",
-    "send",
-    "my_key",
-    "export_public_key",
-    "import_key",
-    "publish_key",
-];
+/// The list's entries as names.
+macro_rules! app_commands {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        &[$(stringify!($name)),*]
+    };
+}
+
+/// Every `#[tauri::command]` of the app.
+const COMMANDS: &[&str] = include!("commands/list.rs");
+/// Every event the app emits.
+const EVENTS: &[&str] = &include!("event_names.rs");
 
 /// The built UI that `tauri.conf.json` (`build.frontendDist`) embeds; relative to the
 /// package root, which is a build script's working directory.
 const FRONTEND_ENTRY: &str = "ui/dist/index.html";
+const CAPABILITY: &str = "capabilities/default.json";
+const ISOLATION_LIST: &str = "ui/isolation/allowed.js";
 
 fn main() {
     // Rerun when the UI is rebuilt or removed, so the check below sees it.
     println!("cargo::rerun-if-changed={FRONTEND_ENTRY}");
+    println!("cargo::rerun-if-changed=src-tauri/commands/list.rs");
+    println!("cargo::rerun-if-changed=src-tauri/event_names.rs");
     // `generate_context!` would fail later with a bare panic; say what to run instead.
     if !std::path::Path::new(FRONTEND_ENTRY).is_file() {
-        eprintln!(
+        fail(&format!(
             "{FRONTEND_ENTRY} is missing: build the UI before the app \
              (cd ui && npm ci && npm run build)"
-        );
-        std::process::exit(1);
+        ));
     }
+    write_if_changed(CAPABILITY, &capability());
+    write_if_changed(ISOLATION_LIST, &isolation_list());
     let attributes = Attributes::new().app_manifest(AppManifest::new().commands(COMMANDS));
     if let Err(err) = tauri_build::try_build(attributes) {
-        eprintln!("tauri-build failed: {err:#}");
-        std::process::exit(1);
+        fail(&format!("tauri-build failed: {err:#}"));
     }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("{message}");
+    std::process::exit(1);
+}
+
+/// Writes `path` unless it already holds `content` (so an unchanged build touches
+/// nothing and reruns nothing).
+fn write_if_changed(path: &str, content: &str) {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == content) {
+        return;
+    }
+    if let Err(e) = std::fs::write(path, content) {
+        fail(&format!("cannot write {path}: {e}"));
+    }
+}
+
+/// The main window's capability: listening to the app's events, and each app command by
+/// name. No plugin command (dialogs, the opener) is granted: only Rust opens dialogs and
+/// links, after the user asked.
+fn capability() -> String {
+    let mut grants = vec!["core:event:default".to_owned()];
+    grants.extend(
+        COMMANDS
+            .iter()
+            .map(|c| format!("allow-{}", c.replace('_', "-"))),
+    );
+    let list = grants
+        .iter()
+        .map(|g| format!("    \"{g}\""))
+        .collect::<Vec<_>>()
+        .join(",\n");
+    format!(
+        "{{\n  \"$schema\": \"../gen/schemas/desktop-schema.json\",\n  \
+         \"identifier\": \"main-window\",\n  \
+         \"description\": \"Generated by src-tauri/build.rs from src-tauri/commands/list.rs: what the main Sealpost window may call. No plugin command (dialogs, the opener) is granted: only Rust opens dialogs and links, after the user asked.\",\n  \
+         \"windows\": [\n    \"main\"\n  ],\n  \"permissions\": [\n{list}\n  ]\n}}\n"
+    )
+}
+
+/// The isolation page's lists of what it lets through.
+fn isolation_list() -> String {
+    let js_set = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("  \"{n}\","))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    format!(
+        "// Generated by src-tauri/build.rs from src-tauri/commands/list.rs and\n\
+         // src-tauri/event_names.rs: the app's commands and events, the only IPC the\n\
+         // isolation page (index.js) lets through. Do not edit.\n\
+         \"use strict\";\n\n\
+         const APP_COMMANDS = new Set([\n{}\n]);\n\n\
+         const APP_EVENTS = new Set([\n{}\n]);\n",
+        js_set(COMMANDS),
+        js_set(EVENTS)
+    )
 }

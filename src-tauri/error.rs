@@ -3,7 +3,7 @@
 //! Commands return `Result<T, AppError>`; Tauri serialises the error and the UI's
 //! `backend.ts` turns it into a `BackendError`. `code` is stable and meant for program
 //! logic (the core's codes, `snake_case`: `wrong_password`, `weak_password`, `locked`,
-//! …); `message` is for people and may change.
+//! …); `message` is for people, in the core's words (one place for them: `CoreError`).
 
 use sealpost_core::CoreError;
 use serde::Serialize;
@@ -17,7 +17,7 @@ pub mod code {
 }
 
 /// An error returned by a command, serialised for the UI as `{ code, message }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
     code: &'static str,
@@ -52,26 +52,7 @@ impl From<tauri::Error> for AppError {
 
 impl From<CoreError> for AppError {
     fn from(err: CoreError) -> Self {
-        let message = match &err {
-            CoreError::WeakPassword(verdict) => {
-                let mut words = format!(
-                    "This password is too easy to guess (about {} to crack).",
-                    verdict.crack_time
-                );
-                if let Some(w) = &verdict.warning {
-                    words.push(' ');
-                    words.push_str(w);
-                }
-                words
-            }
-            CoreError::WrongPassword => "That password is not right.".to_owned(),
-            CoreError::LoginFailed => {
-                "The user name or the password is not right (or the account is locked after too many attempts)."
-                    .to_owned()
-            }
-            other => other.to_string(),
-        };
-        Self::new(err.code(), message)
+        Self::new(err.code(), err.to_string())
     }
 }
 
@@ -90,10 +71,10 @@ mod tests {
     }
 
     #[test]
-    fn core_errors_keep_their_code_and_say_it_in_words() {
+    fn core_errors_keep_their_code_and_words() {
         let err = AppError::from(CoreError::WrongPassword);
         assert_eq!(err.code(), "wrong_password");
-        assert_eq!(err.to_string(), "That password is not right.");
+        assert_eq!(err.to_string(), CoreError::WrongPassword.to_string());
         assert_eq!(AppError::from(CoreError::Locked).code(), "locked");
     }
 }

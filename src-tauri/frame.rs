@@ -8,7 +8,7 @@
 //! scripts, no forms, no same-origin, no navigation of the app. Remote images and CSS
 //! load only when the user allowed them for the sender.
 
-use sealpost_core::session::Session;
+use sealpost_core::Core;
 use tauri::http::{Request, Response, StatusCode};
 
 /// The scheme's name.
@@ -28,7 +28,7 @@ pub fn policy(remote: bool) -> String {
 }
 
 /// Answers one request of the scheme: the message whose id is the path.
-pub async fn respond(session: &Session, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
+pub async fn respond(core: &Core, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
     let id = request
         .uri()
         .path()
@@ -36,14 +36,14 @@ pub async fn respond(session: &Session, request: &Request<Vec<u8>>) -> Response<
         .parse::<i64>()
         .ok();
     let found = match id {
-        Some(id) => session.message_frame(id).await.ok().flatten(),
+        Some(id) => core.mail().frame(id).await.ok().flatten(),
         None => None,
     };
     let (status, body, remote) = match found {
-        Some((html, remote)) => (
+        Some(frame) => (
             StatusCode::OK,
-            format!("<!doctype html><meta charset=\"utf-8\">{html}"),
-            remote,
+            format!("<!doctype html><meta charset=\"utf-8\">{}", frame.html),
+            frame.remote_allowed,
         ),
         None => (StatusCode::NOT_FOUND, String::new(), false),
     };

@@ -2,156 +2,134 @@
 //!
 //! The Tauri 2 process that hosts the web UI (`ui/`, embedded from `ui/dist` at compile
 //! time) and answers its calls. The shell is deliberately thin: it owns the window, the
-//! IPC boundary and its security (CSP in `tauri.conf.json`, per-window grants in
-//! `capabilities/`), and nothing else. Mail, keys and storage belong to the plain Rust
-//! crates under `crates/`, which build and test without WebKit; a command here converts a
-//! DTO, makes one call into them and maps the error.
+//! IPC boundary and its security (CSP in `tauri.conf.json`, per-window grants, the
+//! isolation page), and nothing else. What Sealpost does is the core's API
+//! ([`sealpost_core::api`]): a command converts its arguments, makes one call on the
+//! [`Core`] and returns the answer or an [`AppError`].
 //!
 //! ## Reading order
 //!
 //! - [`run`] starts the real app; [`builder`] registers state and commands on any Tauri
 //!   runtime, so tests run the same app on `tauri::test::mock_builder()`.
-//! - [`commands`]: the IPC surface, one small function per command, `camelCase` DTOs.
+//! - `commands/list.rs`: the one list of commands. It becomes the invoke handler and the
+//!   UI's TypeScript bindings here ([`bindings`]), and the ACL, the window's capability
+//!   and the isolation allow-list in `build.rs`.
+//! - [`commands`]: one small function per command.
+//! - [`events`]: what the app tells the windows unasked, by name and payload.
 //! - [`error`]: [`AppError`], the single `{ code, message }` shape the UI receives.
-//! - `build.rs` declares the app commands in an ACL manifest, so a window may only call
-//!   what a capability grants it.
+//! - [`frame`]: the mail frame's own URI scheme, serving an opened message's HTML.
+//! - [`sync_server`]: the sync server, remote or the embedded one as a child process.
 //!
-//! The UI reaches this crate only through `ui/src/backend.ts`.
+//! The UI reaches this crate only through `ui/src/backend.ts`, on the generated
+//! `ui/src/bindings.ts`.
 
 pub mod commands;
 pub mod error;
+pub mod events;
 pub mod frame;
+pub mod sync_server;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use sealpost_core::session::{MailEvent, Session, SessionConfig, SessionEvent};
-use sealpost_server::embedded::EmbeddedServer;
-use sealpost_server::service::ServiceConfig;
-use tauri::{Emitter, Runtime};
+use sealpost_core::api::default_device_name;
+use sealpost_core::{Core, CoreConfig, CoreEvent};
+use tauri::Runtime;
 
 pub use crate::error::AppError;
+pub use crate::sync_server::SyncServer;
+
+/// The runtime the app's commands serve: the real window, or in the unit tests Tauri's
+/// mock runtime (the same commands, the same ACL, no window).
+#[cfg(not(test))]
+pub type AppRuntime = tauri::Wry;
+/// The runtime the app's commands serve: the real window, or in the unit tests Tauri's
+/// mock runtime (the same commands, the same ACL, no window).
+#[cfg(test)]
+pub type AppRuntime = tauri::test::MockRuntime;
+
+/// The list's entries as a tauri-specta command collection.
+macro_rules! app_commands {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        tauri_specta::collect_commands![$(crate::commands::$module::$name),*]
+    };
+}
+
+/// The app's commands with their types: the invoke handler, and what the TypeScript
+/// bindings are generated from. The event payloads are named in the bindings too.
+pub fn bindings() -> tauri_specta::Builder<AppRuntime> {
+    tauri_specta::Builder::<AppRuntime>::new()
+        .commands(include!("commands/list.rs"))
+        .typ::<AppError>()
+        .typ::<events::MailProgress>()
+        .typ::<events::MailChanged>()
+        .typ::<events::OutboxEvent>()
+        .typ::<events::MessageChanged>()
+        .constant("EVENTS", events::EVENTS)
+        // Ids and Unix times fit a JavaScript number exactly (below 2^53).
+        .dangerously_cast_bigints_to_number()
+        // One TypeScript type per Rust type (the views go one way each).
+        .disable_serde_phases()
+}
+
+/// How the bindings are written: TypeScript, saying where they come from.
+pub fn bindings_language() -> specta_typescript::Typescript {
+    specta_typescript::Typescript::default().header(
+        "// Generated from the app's commands (src-tauri/commands/list.rs) and the core's views\n\
+         // (sealpost_core::api) by scripts/gen-bindings.sh. Do not edit.\n",
+    )
+}
 
 /// Registers the app's plugins, state and commands on `builder`.
 ///
 /// Shared by [`run`] and the tests. State goes here with `Builder::manage`, not in a
 /// `setup` hook: `setup` runs only once the event loop is ready, which mock apps never
-/// reach. Session events reach the windows once the app is set up.
-pub fn builder<R: Runtime>(
-    builder: tauri::Builder<R>,
+/// reach. Core events reach the windows once the app is set up.
+pub fn builder(
+    builder: tauri::Builder<AppRuntime>,
     sync: SyncServer,
     profile_dir: PathBuf,
-) -> Result<tauri::Builder<R>, AppError> {
-    let handle: Arc<OnceLock<tauri::AppHandle<R>>> = Arc::new(OnceLock::new());
+) -> Result<tauri::Builder<AppRuntime>, AppError> {
+    let handle: Arc<OnceLock<tauri::AppHandle<AppRuntime>>> = Arc::new(OnceLock::new());
     let sink = {
         let handle = Arc::clone(&handle);
-        Arc::new(move |event: SessionEvent| {
+        Arc::new(move |event: CoreEvent| {
             if let Some(app) = handle.get() {
-                emit(app, &event);
+                events::emit(app, event);
             }
         })
     };
-    let session = Session::start(
-        SessionConfig {
+    let core = Core::start(
+        CoreConfig {
             profile_dir,
             server_url: sync.url.clone(),
-            device_name: device_name(),
+            device_name: default_device_name("Sealpost desktop"),
             mail_extra_roots_pem: mail_extra_roots(),
+            background: true,
+            autoconfig_url: None,
         },
         sink,
     )?;
+    let bindings = bindings();
     Ok(builder
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
         .manage(sync)
         .register_asynchronous_uri_scheme_protocol(frame::SCHEME, {
-            let session = session.clone();
+            let core = core.clone();
             move |_ctx, request, responder| {
-                let session = session.clone();
+                let core = core.clone();
                 tauri::async_runtime::spawn(async move {
-                    responder.respond(frame::respond(&session, &request).await);
+                    responder.respond(frame::respond(&core, &request).await);
                 });
             }
         })
-        .manage(session)
+        .manage(core)
         .setup(move |app| {
             let _ = handle.set(app.handle().clone());
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::account::status,
-            commands::account::check_password,
-            commands::account::create_account,
-            commands::account::save_recovery_kit,
-            commands::account::forget_recovery_code,
-            commands::account::sign_in,
-            commands::account::unlock,
-            commands::account::lock,
-            commands::account::change_password,
-            commands::account::new_recovery_code,
-            commands::account::devices,
-            commands::account::revoke_device,
-            commands::mail::discover_account,
-            commands::mail::add_mail_account,
-            commands::mail::add_oauth_account,
-            commands::mail::sign_in_mail_account_again,
-            commands::mail::mail_accounts,
-            commands::mail::remove_mail_account,
-            commands::mail::sync_now,
-            commands::mail::folders,
-            commands::mail::messages,
-            commands::mail::search,
-            commands::mail::open_message,
-            commands::mail::allow_remote_content,
-            commands::mail::set_flag,
-            commands::mail::save_attachment,
-            commands::mail::open_link,
-            commands::compose::recipient_keys,
-            commands::compose::pick_attachments,
-            commands::compose::save_draft,
-            commands::compose::drafts,
-            commands::compose::open_draft,
-            commands::compose::delete_draft,
-            commands::compose::outbox,
-            commands::compose::resend_outbox_entry,
-            commands::compose::discard_outbox_entry,
-            commands::compose::send,
-            commands::keys::my_key,
-            commands::keys::export_public_key,
-            commands::keys::import_key,
-            commands::keys::publish_key,
-        ]))
-}
-
-/// Sends a session event to every window under the name `ui/src/backend.ts` listens to.
-fn emit<R: Runtime>(app: &tauri::AppHandle<R>, event: &SessionEvent) {
-    let sent = match event {
-        SessionEvent::Mail(m @ MailEvent::Progress { .. }) => app.emit("mail-progress", m),
-        SessionEvent::Mail(m @ MailEvent::Changed { .. }) => app.emit("mail-changed", m),
-        SessionEvent::Mail(m @ MailEvent::Outbox { .. }) => app.emit("outbox", m),
-        // One-time credentials: the session spends them; they never reach a window.
-        SessionEvent::Mail(_) => Ok(()),
-        SessionEvent::Locked => app.emit("locked", ()),
-    };
-    if let Err(e) = sent {
-        eprintln!("sealpost: an event did not reach the window: {e}");
-    }
-}
-
-/// This device's name as the account's device list shows it.
-fn device_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty());
-    match host {
-        Some(h) => format!("Sealpost desktop on {h}"),
-        None => "Sealpost desktop".to_owned(),
-    }
+        .invoke_handler(bindings.invoke_handler()))
 }
 
 /// Extra CA certificates for mail servers, from `SEALPOST_MAIL_CA_FILE`: only for local
@@ -174,82 +152,31 @@ fn mail_extra_roots() -> String {
     }
 }
 
+fn data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("org", "Sealpost", "sealpost").map(|d| d.data_dir().to_owned())
+}
+
 /// The profile directory: `SEALPOST_PROFILE`, else the OS's data directory (the same
 /// one the `sealpost` command line uses).
 pub fn profile_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SEALPOST_PROFILE") {
         return Some(PathBuf::from(dir));
     }
-    directories::ProjectDirs::from("org", "Sealpost", "sealpost")
-        .map(|d| d.data_dir().join("profile"))
-}
-
-/// Where the app's sync server is: `SEALPOST_SERVER` if set, else an embedded one on
-/// [`EMBEDDED_LISTEN`], whose state lives in the OS's data directory.
-pub struct SyncServer {
-    /// The server's base URL.
-    pub url: String,
-    /// The embedded server, kept running as long as the app.
-    _embedded: Option<EmbeddedServer>,
-}
-
-/// Where the embedded sync server listens: loopback only.
-pub const EMBEDDED_LISTEN: SocketAddr =
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8443));
-
-impl SyncServer {
-    /// A server reached at `url`, run by someone else.
-    pub fn remote(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            _embedded: None,
-        }
-    }
-
-    /// The configured server: `SEALPOST_SERVER`, or the embedded default.
-    pub fn from_env() -> Self {
-        if let Ok(url) = std::env::var("SEALPOST_SERVER") {
-            return Self::remote(url);
-        }
-        let listen = EMBEDDED_LISTEN;
-        let url = format!("http://{listen}");
-        let Some(dirs) = directories::ProjectDirs::from("org", "Sealpost", "sealpost") else {
-            eprintln!("sealpost: no data directory; set SEALPOST_SERVER to use a sync server");
-            return Self::remote(url);
-        };
-        let data = dirs.data_dir().join("server");
-        match EmbeddedServer::start(&data, listen, ServiceConfig::default()) {
-            Ok(server) => {
-                eprintln!(
-                    "sealpost: embedded sync server on {} (SQLite and a software key file in {}: \
-                     fine for one machine, not an HSM)",
-                    server.url(),
-                    data.display()
-                );
-                Self {
-                    url: server.url(),
-                    _embedded: Some(server),
-                }
-            }
-            Err(e) => {
-                // Most often another Sealpost already runs it on this port: use that one.
-                eprintln!("sealpost: embedded sync server not started ({e:#}); using {url}");
-                Self::remote(url)
-            }
-        }
-    }
+    data_dir().map(|d| d.join("profile"))
 }
 
 /// Starts the desktop app and blocks until it quits.
 ///
 /// If Tauri cannot start (no display, broken WebKit, ...), the cause goes to stderr and
 /// the process exits with status 1.
+#[cfg(not(test))]
 pub fn run() {
     let Some(profile) = profile_dir() else {
         eprintln!("sealpost: no data directory for the profile; set SEALPOST_PROFILE");
         std::process::exit(1);
     };
-    let app = builder(tauri::Builder::default(), SyncServer::from_env(), profile)
+    let sync = SyncServer::from_env(data_dir().map(|d| d.join("server")));
+    let app = builder(tauri::Builder::default(), sync, profile)
         .map_err(|e| e.to_string())
         .and_then(|b| b.run(context()).map_err(|e| e.to_string()));
     if let Err(err) = app {
@@ -351,18 +278,23 @@ mod tests {
         }
     }
 
+    /// The names of `commands/list.rs`, as `build.rs` reads them.
+    fn listed() -> Vec<&'static str> {
+        macro_rules! app_commands {
+            ($($module:ident :: $name:ident),* $(,)?) => {
+                vec![$(stringify!($name)),*]
+            };
+        }
+        include!("commands/list.rs")
+    }
+
     #[test]
-    fn every_command_the_ui_names_is_registered_and_granted() {
-        // ui/src/backend.ts is the UI's side of the contract: each `call("name")` there
-        // must reach a command here, or the screen that uses it would fail at run time.
-        let backend = include_str!("../ui/src/backend.ts");
+    fn every_listed_command_is_registered_and_granted_to_the_main_window() {
         let (app, _dir) = app();
         let main = window(&app, "main");
-        let mut named = 0;
-        for (i, _) in backend.match_indices("call(\"") {
-            let rest = &backend[i + 6..];
-            let name = &rest[..rest.find('"').unwrap()];
-            named += 1;
+        let names = listed();
+        assert!(names.len() >= 40, "only {} commands listed", names.len());
+        for name in names {
             // Missing arguments give a deserialisation error; an unknown or ungranted
             // command gives "not found" / "not allowed" instead.
             if let Err(e) = invoke(&main, name, json!({})) {
@@ -372,54 +304,71 @@ mod tests {
                     "{name}: {text}"
                 );
             }
-            assert!(
-                build_commands().contains(&name),
-                "{name} is not declared in src-tauri/build.rs"
-            );
         }
-        assert!(named >= 30, "only {named} commands found in backend.ts");
-    }
-
-    /// The names in one `new Set([...])` of ui/isolation/index.js.
-    fn isolation_set(name: &str) -> Vec<&'static str> {
-        let js = include_str!("../ui/isolation/index.js");
-        let list = js
-            .split(&format!("const {name} = new Set(["))
-            .nth(1)
-            .unwrap()
-            .split("])")
-            .next()
-            .unwrap();
-        list.split('"').skip(1).step_by(2).collect()
     }
 
     #[test]
-    fn the_isolation_app_passes_exactly_the_apps_commands_and_events() {
-        let mut passed = isolation_set("APP_COMMANDS");
-        let mut declared = build_commands();
-        passed.sort_unstable();
-        declared.sort_unstable();
+    fn the_generated_grants_and_isolation_lists_are_the_list() {
+        let names = listed();
+        let capability: serde_json::Value =
+            serde_json::from_str(include_str!("../capabilities/default.json")).unwrap();
+        let mut granted: Vec<String> = capability["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect();
+        let mut expected: Vec<String> = names
+            .iter()
+            .map(|n| format!("allow-{}", n.replace('_', "-")))
+            .chain(["core:event:default".to_owned()])
+            .collect();
+        granted.sort();
+        expected.sort();
         assert_eq!(
-            passed, declared,
-            "ui/isolation/index.js and src-tauri/build.rs differ"
+            granted, expected,
+            "capabilities/default.json is stale: build again"
         );
 
-        let backend = include_str!("../ui/src/backend.ts");
-        let mut listened: Vec<&str> = backend
-            .match_indices("listen<")
-            .chain(backend.match_indices("listen(\""))
-            .map(|(i, _)| {
-                let rest = &backend[i..];
-                let start = rest.find('"').unwrap() + 1;
-                &rest[start..start + rest[start..].find('"').unwrap()]
-            })
-            .collect();
-        let mut events = isolation_set("APP_EVENTS");
-        listened.sort_unstable();
-        events.sort_unstable();
+        let js = include_str!("../ui/isolation/allowed.js");
+        let set = |name: &str| -> Vec<&str> {
+            let list = js
+                .split(&format!("const {name} = new Set(["))
+                .nth(1)
+                .unwrap()
+                .split("])")
+                .next()
+                .unwrap();
+            list.split('"').skip(1).step_by(2).collect()
+        };
+        let (mut passed, mut commands) = (set("APP_COMMANDS"), names.clone());
+        passed.sort_unstable();
+        commands.sort_unstable();
         assert_eq!(
-            listened, events,
-            "the UI listens to events the isolation app refuses"
+            passed, commands,
+            "ui/isolation/allowed.js is stale: build again"
+        );
+        assert_eq!(set("APP_EVENTS"), events::EVENTS.to_vec());
+    }
+
+    /// `ui/src/bindings.ts` is what the commands and views generate now. With
+    /// `SEALPOST_WRITE_BINDINGS=1` it is written instead (`scripts/gen-bindings.sh`).
+    #[test]
+    fn the_ui_bindings_are_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/src/bindings.ts");
+        let fresh = tempfile::NamedTempFile::new().unwrap();
+        bindings()
+            .export(bindings_language(), fresh.path())
+            .unwrap();
+        let fresh = std::fs::read_to_string(fresh.path()).unwrap();
+        if std::env::var_os("SEALPOST_WRITE_BINDINGS").is_some() {
+            std::fs::write(&path, &fresh).unwrap();
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "ui/src/bindings.ts is stale: run scripts/gen-bindings.sh and commit it"
         );
     }
 
@@ -459,21 +408,6 @@ mod tests {
             !csp.contains("https:"),
             "no remote origin in the app's policy: {csp}"
         );
-    }
-
-    fn build_commands() -> Vec<&'static str> {
-        let build = include_str!("build.rs");
-        build
-            .split("const COMMANDS")
-            .nth(1)
-            .unwrap()
-            .split("];")
-            .next()
-            .unwrap()
-            .split('"')
-            .skip(1)
-            .step_by(2)
-            .collect()
     }
 
     #[test]

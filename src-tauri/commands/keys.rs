@@ -1,52 +1,57 @@
 //! The own OpenPGP key: show, export, import, publish.
 
-use sealpost_core::session::{MyKey, Session};
-use tauri::Runtime;
-use tauri_plugin_dialog::DialogExt;
+use crate::AppRuntime;
+use sealpost_core::Core;
+use sealpost_core::api::{MyKey, PublishPending};
 
 use crate::error::AppError;
 
-/// The own key, if any.
+/// The own key, if there is one.
 #[tauri::command]
-pub async fn my_key(session: tauri::State<'_, Session>) -> Result<Option<MyKey>, AppError> {
-    Ok(session.my_key().await?)
+#[specta::specta]
+pub async fn my_key(core: tauri::State<'_, Core>) -> Result<Option<MyKey>, AppError> {
+    Ok(core.keys().mine().await?)
 }
 
-/// The own public key, armored (public: safe to show and copy).
+/// The own public key, armored.
 #[tauri::command]
-pub async fn export_public_key(session: tauri::State<'_, Session>) -> Result<String, AppError> {
-    Ok(session.export_public_key().await?)
+#[specta::specta]
+pub async fn export_public_key(core: tauri::State<'_, Core>) -> Result<String, AppError> {
+    Ok(core.keys().export_public().await?)
 }
 
-/// Imports an own key from a file the user picks; `None` if cancelled.
+/// Imports an own key from a file picked in a dialog (a GnuPG export, say), protected by
+/// `passphrase` when it is not empty; `None` if the user cancelled.
 #[tauri::command]
-pub async fn import_key<R: Runtime>(
-    app: tauri::AppHandle<R>,
-    session: tauri::State<'_, Session>,
+#[specta::specta]
+pub async fn import_key(
+    app: tauri::AppHandle<AppRuntime>,
+    core: tauri::State<'_, Core>,
     passphrase: String,
 ) -> Result<Option<MyKey>, AppError> {
-    let passphrase = zeroize::Zeroizing::new(passphrase);
-    // No dialog for a locked profile: its answer could not be used.
-    session.require_unlocked().await?;
-    let Some(file) = app
-        .dialog()
-        .file()
-        .set_title("Import an OpenPGP secret key")
-        .blocking_pick_file()
+    core.profile().require_unlocked().await?;
+    let Some(path) = super::pick_paths(&app, "Import a secret key")?
+        .into_iter()
+        .next()
     else {
         return Ok(None);
     };
-    let path = super::local_path(file)?;
+    let data = zeroize::Zeroizing::new(
+        std::fs::read(&path)
+            .map_err(|e| AppError::new("io", format!("cannot read {}: {e}", path.display())))?,
+    );
     let passphrase =
-        (!passphrase.is_empty()).then(|| sealpost_pgp::Passphrase::new(passphrase.to_string()));
-    Ok(Some(session.import_key(path, passphrase).await?))
+        (!passphrase.is_empty()).then(|| sealpost_core::api::Passphrase::new(passphrase));
+    Ok(Some(core.keys().import(data, passphrase, true).await?))
 }
 
-/// Publishes the own key for `address` in the key directory (a proof mail follows).
+/// Asks the key directory to publish the own key for `address` (a proof mail follows,
+/// which the app confirms by itself).
 #[tauri::command]
+#[specta::specta]
 pub async fn publish_key(
-    session: tauri::State<'_, Session>,
+    core: tauri::State<'_, Core>,
     address: String,
-) -> Result<(), AppError> {
-    Ok(session.publish_key(address).await?)
+) -> Result<PublishPending, AppError> {
+    Ok(core.keys().publish(address).await?)
 }

@@ -194,9 +194,6 @@ impl Out {
             .map_or("error", CoreError::code);
         let mut message = format!("{err:#}");
         if let Some(CoreError::WeakPassword(v)) = err.downcast_ref::<CoreError>() {
-            if let Some(w) = &v.warning {
-                message.push_str(&format!("; {w}"));
-            }
             for s in &v.suggestions {
                 message.push_str(&format!("; {s}"));
             }

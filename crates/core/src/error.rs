@@ -10,10 +10,14 @@ use sealpost_crypto::password::Verdict;
 #[non_exhaustive]
 pub enum CoreError {
     /// The password gate refused the password.
-    #[error("the password is too weak: it could be cracked in {}", .0.crack_time)]
+    #[error(
+        "This password is too easy to guess: it could be cracked in {}{}",
+        .0.crack_time,
+        .0.warning.as_ref().map(|w| format!(". {w}")).unwrap_or_default()
+    )]
     WeakPassword(Box<Verdict>),
     /// The password did not open the vault.
-    #[error("wrong password (or the vault's password wrap is damaged)")]
+    #[error("That password is not right")]
     WrongPassword,
     /// The recovery code did not open the vault.
     #[error("wrong recovery code (or the vault's recovery wrap is damaged)")]
@@ -218,7 +222,9 @@ impl CoreError {
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// The server cannot be reached (or timed out).
-    #[error("the sync server at {url} cannot be reached: {reason}")]
+    #[error(
+        "The Sealpost server at {url} cannot be reached ({reason}): check the connection and try again"
+    )]
     Unreachable {
         /// Where.
         url: String,

@@ -35,6 +35,10 @@ struct Args {
     /// TLS private key, PEM.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Stop when standard input closes: the desktop app runs the embedded server as a
+    /// child with a pipe there, so the server ends with the app however the app ends.
+    #[arg(long)]
+    stop_when_stdin_closes: bool,
 }
 
 #[tokio::main]
@@ -76,11 +80,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let router = config::app(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "listening");
-    sealpost_server::tls::serve(listener, tls, router, shutdown()).await?;
+    let stdin_closed = args.stop_when_stdin_closes;
+    sealpost_server::tls::serve(listener, tls, router, shutdown(stdin_closed)).await?;
     Ok(())
 }
 
-async fn shutdown() {
+/// Resolves when standard input reaches its end (the parent's side of the pipe closed).
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+async fn shutdown(on_stdin_close: bool) {
+    let parent_gone = async {
+        if on_stdin_close {
+            stdin_closed().await;
+            tracing::info!("standard input closed: the app that started this server is gone");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -93,6 +118,6 @@ async fn shutdown() {
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tokio::select! { () = ctrl_c => {}, () = term => {}, () = parent_gone => {} }
     tracing::info!("shutting down");
 }

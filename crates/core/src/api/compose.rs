@@ -166,10 +166,18 @@ impl ComposeApi<'_> {
                     });
                     open.picked_mut().insert(token, Picked::Kept(a));
                 }
+                let c = draft.compose;
                 Ok(DraftView {
                     id: draft.id,
                     account_id: account.id,
-                    compose: draft.compose,
+                    to: c.to,
+                    cc: c.cc,
+                    bcc: c.bcc,
+                    subject: c.subject,
+                    text: c.text,
+                    encrypt: c.encrypt,
+                    sign: c.sign,
+                    in_reply_to: c.in_reply_to,
                     attachments,
                 })
             })
@@ -255,10 +263,17 @@ fn is_empty(c: &Compose) -> bool {
 
 /// The compose of `request` with its picked files read in.
 fn with_attachments(open: &Open, request: &ComposeRequest) -> Result<Compose, CoreError> {
+    // Addresses as typed: blanks and empty entries dropped.
+    let clean = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect()
+    };
     let mut compose = Compose {
-        to: request.to.clone(),
-        cc: request.cc.clone(),
-        bcc: request.bcc.clone(),
+        to: clean(&request.to),
+        cc: clean(&request.cc),
+        bcc: clean(&request.bcc),
         subject: request.subject.clone(),
         text: request.body.clone(),
         encrypt: request.encrypt,

@@ -61,7 +61,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use sealpost_crypto::{Password, RecoveryCode};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -80,7 +79,9 @@ use crate::mailbox::{ComposeAttachment, MailAccount, Mailbox};
 pub use crate::sync::directory_token;
 use crate::vault::{self, Locked, Unlocked};
 use crate::{Clock, CoreError, SystemClock};
+pub use sealpost_crypto::{Password, RecoveryCode};
 pub use sealpost_mail::Flag;
+pub use sealpost_pgp::Passphrase;
 
 /// What the core tells the shell without being asked.
 #[derive(Debug, Clone, PartialEq, Eq)]

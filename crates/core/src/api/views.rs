@@ -15,6 +15,7 @@ pub use crate::mailbox::{
 };
 
 /// Where the profile on this device stands.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ProfileState {
@@ -27,6 +28,7 @@ pub enum ProfileState {
 }
 
 /// Which screen to show at start.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
@@ -39,12 +41,14 @@ pub struct Status {
 }
 
 /// A new account or profile: the user name, and the recovery code to show once.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Created {
     /// The normalised user name.
     pub user: String,
     /// The recovery code, formatted for reading (groups of four).
+    #[cfg_attr(feature = "specta", specta(type = String))]
     pub recovery_code: Zeroizing<String>,
 }
 
@@ -57,6 +61,7 @@ impl std::fmt::Debug for Created {
 }
 
 /// After a sign-in or an unlock.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
@@ -68,6 +73,7 @@ pub struct SessionInfo {
 }
 
 /// The public facts of a profile, readable locked.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProfileFacts {
@@ -80,6 +86,7 @@ pub struct ProfileFacts {
 }
 
 /// The password gate's verdict, for a live strength meter and for scripts.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordCheck {
@@ -100,6 +107,7 @@ pub struct PasswordCheck {
 }
 
 /// A device signed in to the account.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceView {
@@ -116,6 +124,7 @@ pub struct DeviceView {
 }
 
 /// What a settings sync did.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsSynced {
@@ -130,6 +139,7 @@ pub struct SettingsSynced {
 // ---------------------------------------------------------------- mail accounts
 
 /// One server of a mail account, as a user edits it.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerSettings {
@@ -142,6 +152,7 @@ pub struct ServerSettings {
 }
 
 /// How a connection is secured. There is no plain option.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Security {
@@ -152,6 +163,7 @@ pub enum Security {
 }
 
 /// What discovery found for an address.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountSetup {
@@ -170,6 +182,7 @@ pub struct AccountSetup {
 }
 
 /// A mail account as stored (no password).
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MailAccountView {
@@ -189,6 +202,7 @@ pub struct MailAccountView {
 }
 
 /// A mail account to add with a password.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewMailAccount {
@@ -201,6 +215,7 @@ pub struct NewMailAccount {
     /// Outgoing.
     pub smtp: ServerSettings,
     /// The mail password; it goes into the vault only.
+    #[cfg_attr(feature = "specta", specta(type = String))]
     pub password: Zeroizing<String>,
     /// Extra CA certificates (PEM) this account's servers may use; empty for none.
     #[serde(default)]
@@ -219,6 +234,7 @@ impl std::fmt::Debug for NewMailAccount {
 }
 
 /// A window onto a folder or a search.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessagePage {
@@ -255,6 +271,7 @@ pub struct MailSynced {
 // ---------------------------------------------------------------- reading
 
 /// An attachment of an opened message.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentInfo {
@@ -269,6 +286,7 @@ pub struct AttachmentInfo {
 }
 
 /// A signature in words, for the app's own chrome.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureView {
@@ -282,6 +300,7 @@ pub struct SignatureView {
 
 /// An opened message, as a reader shows it. Its HTML is not here: the mail frame loads
 /// it by itself ([`super::MailApi::frame`]), from the same opening.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
@@ -366,6 +385,7 @@ pub struct AutocryptSeen {
 // ---------------------------------------------------------------- compose
 
 /// Whether a recipient's key is known.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecipientKey {
@@ -378,6 +398,7 @@ pub struct RecipientKey {
 }
 
 /// A file picked for a compose; its path stays in the core.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PickedFile {
@@ -391,6 +412,7 @@ pub struct PickedFile {
 
 /// A compose as a shell sends it: attachments are tokens from
 /// [`super::ComposeApi::pick_files`] or [`super::ComposeApi::open_draft`].
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComposeRequest {
@@ -423,6 +445,7 @@ pub struct ComposeRequest {
 }
 
 /// A saved draft in a list: enough to recognise it.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DraftSummary {
@@ -439,6 +462,7 @@ pub struct DraftSummary {
 }
 
 /// A draft reopened for editing: its attachments are tokens, like picked files.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DraftView {
@@ -446,15 +470,30 @@ pub struct DraftView {
     pub id: i64,
     /// The sending account.
     pub account_id: String,
-    /// What it says, without attachments.
-    pub compose: Compose,
-    /// Its attachments.
+    /// To.
+    pub to: Vec<String>,
+    /// Cc.
+    pub cc: Vec<String>,
+    /// Bcc.
+    pub bcc: Vec<String>,
+    /// The subject.
+    pub subject: String,
+    /// The text.
+    pub text: String,
+    /// Encrypt and sign.
+    pub encrypt: bool,
+    /// Sign without encrypting.
+    pub sign: bool,
+    /// The Message-ID it answers.
+    pub in_reply_to: Option<String>,
+    /// Its attachments, as tokens.
     pub attachments: Vec<PickedFile>,
 }
 
 // ---------------------------------------------------------------- keys
 
 /// The own key, as the settings show it.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MyKey {
@@ -478,6 +517,7 @@ pub struct ExportedKey {
 }
 
 /// A contact's key.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactView {
@@ -535,6 +575,7 @@ pub struct FoundKey {
 }
 
 /// A key published in the directory.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Published {
@@ -545,6 +586,7 @@ pub struct Published {
 }
 
 /// A publication asked for: the proof mail is on its way.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishPending {

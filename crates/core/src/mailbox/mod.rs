@@ -185,6 +185,7 @@ pub struct NewAccount {
 }
 
 /// Where a message stands in the store.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MessageState {
@@ -207,6 +208,7 @@ impl MessageState {
 }
 
 /// A folder as the store knows it.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FolderInfo {
@@ -221,6 +223,7 @@ pub struct FolderInfo {
 }
 
 /// One row of the message list.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageSummary {

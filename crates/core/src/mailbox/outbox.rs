@@ -106,6 +106,7 @@ pub struct Draft {
 }
 
 /// A message waiting in the outbox.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEntry {

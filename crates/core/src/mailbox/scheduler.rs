@@ -56,6 +56,7 @@ pub const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// What the loop is doing.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
@@ -72,6 +73,7 @@ pub enum Phase {
 
 /// Where an outgoing message stands, step by step: `queued` → `connecting` →
 /// `sending` → `savingToSent` → `sent`, or `failed` (tried again later) or `inDoubt`.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum OutboxStepEvent {

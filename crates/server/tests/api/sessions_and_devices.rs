@@ -185,7 +185,8 @@ fn a_registration_naming_its_device_opens_its_session() {
         id: "not hex".into(),
         name: "laptop".into(),
     });
-    s.post("/v1/register/finish", &req).expect(400, "bad_device_id");
+    s.post("/v1/register/finish", &req)
+        .expect(400, "bad_device_id");
     // Refused before the registration was taken: it can still finish.
     req.device = Some(proto::NewDevice {
         id: device(7),
