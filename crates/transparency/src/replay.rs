@@ -8,7 +8,7 @@
 
 use crate::LogError;
 use crate::entry::LogEntry;
-use crate::head::VerifiedHead;
+use crate::head::{LogState, VerifiedHead};
 use crate::tree::{Hash, fold, node_hash, root_nodes};
 
 /// Entries replayed so far, as complete-subtree hashes.
@@ -94,6 +94,14 @@ impl Replay {
             return Err(LogError::ReplayMismatch { size: self.size });
         }
         Ok(())
+    }
+
+    /// [`Replay::check`], then the state a client keeps from now on: `head`. A replay
+    /// resumed at the client's kept head and checked against a newer one proves that the
+    /// newer one extends it, as a consistency proof would.
+    pub fn finish(&self, head: &VerifiedHead) -> Result<LogState, LogError> {
+        self.check(head)?;
+        Ok(LogState::first(head.clone()))
     }
 }
 
