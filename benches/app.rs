@@ -48,7 +48,8 @@ const PASSWORD: &str = "tundra mosaic gravel whimsy plank";
 fn profile(dir: &Path, n: usize) {
     let pw = Password::new(PASSWORD).unwrap();
     let (u, _code) = vault::create(dir, "bench", &pw, &SystemClock).unwrap();
-    let mut mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
+    let u = Arc::new(u);
+    let mb = Mailbox::open(&u, Arc::new(SystemClock)).unwrap();
     let account = mb
         .add_account(
             &NewAccount {

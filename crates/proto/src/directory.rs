@@ -135,6 +135,10 @@ pub struct DirectoryEntry {
     pub cert: Bytes,
     /// When the address was last proven, Unix seconds.
     pub published_at: i64,
+    /// Its entry in the transparency log, proven against a signed head. A client checks
+    /// it with `sealpost_transparency::wire::verify_lookup` and refuses the key if it
+    /// does not verify.
+    pub proof: crate::KeyProof,
 }
 
 #[cfg(test)]

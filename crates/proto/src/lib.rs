@@ -28,11 +28,27 @@
 //! | `POST /v1/directory/claims` | yes | [`DirectoryClaim`] → [`DirectoryClaimed`] (a token is mailed to the address) |
 //! | `POST /v1/directory/confirm` | yes | [`DirectoryConfirm`] → [`DirectoryEntry`] |
 //! | `GET /v1/directory/keys/{address}` | – | → [`DirectoryEntry`] (`404` if none) |
+//! | `GET /v1/directory/keys/{address}?known=N` | – | → [`DirectoryEntry`] with its [`KeyProof`] (`404` if none); `known`: the log size the client has a head for |
 //! | `DELETE /v1/directory/keys/{address}` | yes | → `204` (only the publisher) |
+//! | `GET /v1/directory/log` | – | → [`LogInfo`] (the log's key and current head) |
+//! | `GET /v1/directory/log/consistency?from=N&to=M` | – | → [`ConsistencyProof`] |
+//! | `GET /v1/directory/log/entries?start=N` | – | → [`LogEntries`] |
+//! | `GET /v1/directory/log/heads?after=N` | – | → [`LogHeads`] |
+//! | `GET /v1/account/activity?after=ID` | yes | → [`SecurityEvents`] |
+//!
+//! Outside the versioned API (no version header; for load balancers and the operator):
+//! `GET /healthz` (the process answers), `GET /readyz` (`200` only when the store and the
+//! HSM answer, else `503` with [`Readiness`]), and on the operations listener also
+//! `GET /metrics` (Prometheus text).
 
+pub mod activity;
 mod bytes;
 pub mod directory;
+pub mod transparency;
 mod user;
+
+pub use activity::{SecurityEvent, SecurityEventKind, SecurityEvents};
+pub use transparency::{ConsistencyProof, KeyProof, LogEntries, LogHeads, LogInfo, SignedTreeHead};
 
 pub use bytes::Bytes;
 pub use directory::{
@@ -61,6 +77,18 @@ pub struct Health {
     pub server_id: String,
     /// The key-stretching function every registration must use.
     pub ksf: String,
+}
+
+/// `GET /readyz`: whether each part the server needs answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// `"ready"` or `"not ready"`.
+    pub status: String,
+    /// Whether the store answered.
+    pub store: bool,
+    /// Whether the HSM answered.
+    pub hsm: bool,
 }
 
 /// Registration, first message.

@@ -27,9 +27,18 @@
 //! from = "directory@example.org"
 //!
 //! [tls]                                 # without it: plain HTTP (loopback, or behind a TLS proxy)
-//! cert = "/etc/sealpost/fullchain.pem"  # PEM, leaf first
+//! cert = "/etc/sealpost/fullchain.pem"  # PEM, leaf first; reloaded on SIGHUP
 //! key = "/etc/sealpost/privkey.pem"     # PEM (PKCS#8, PKCS#1 or SEC1)
+//!
+//! [ops]                                 # without it: no operations listener
+//! listen = "127.0.0.1:9464"             # plain HTTP: /metrics, /healthz, /readyz (keep it private)
+//!
+//! [security_activity]
+//! retention_days = 180                  # how long security events are kept
 //! ```
+//!
+//! `/healthz` and `/readyz` are also served on the API listener (they need no version
+//! header), so a load balancer can probe the port it sends traffic to.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,6 +81,37 @@ pub struct Config {
     /// The key directory.
     #[serde(default)]
     pub directory: DirectoryConfig,
+    /// The operations listener (metrics and probes).
+    #[serde(default)]
+    pub ops: Option<OpsConfig>,
+    /// The per-account security activity log.
+    #[serde(default)]
+    pub security_activity: SecurityActivityConfig,
+}
+
+/// The operations listener: Prometheus metrics and the health probes, plain HTTP, meant
+/// for a private address.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+}
+
+/// How long the security activity log keeps events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityActivityConfig {
+    /// Days an event is kept.
+    pub retention_days: i64,
+}
+
+impl Default for SecurityActivityConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: ServiceConfig::default().activity_retention / 86_400,
+        }
+    }
 }
 
 /// The key directory: how its proof mails leave.
@@ -144,6 +184,9 @@ pub enum HsmConfig {
         /// The OPRF key's label.
         #[serde(default)]
         oprf_key_label: Option<String>,
+        /// The transparency log key pair's label.
+        #[serde(default)]
+        log_key_label: Option<String>,
     },
 }
 
@@ -209,6 +252,8 @@ impl Config {
             limits: Limits::default(),
             tls: None,
             directory: DirectoryConfig::default(),
+            ops: None,
+            security_activity: SecurityActivityConfig::default(),
         }
     }
 
@@ -219,6 +264,7 @@ impl Config {
             max_failed_logins: self.limits.max_failed_logins,
             rate_per_second: self.limits.rate_per_second,
             rate_burst: self.limits.rate_burst,
+            activity_retention: self.security_activity.retention_days.saturating_mul(86_400),
             ..ServiceConfig::default()
         }
     }
@@ -251,6 +297,70 @@ pub async fn open_store(config: &StoreConfig) -> anyhow::Result<Arc<dyn Store>> 
     })
 }
 
+/// The PKCS#11 configuration of an `[hsm] kind = "pkcs11"` section, PIN from the
+/// environment.
+fn pkcs11_config(config: &HsmConfig) -> anyhow::Result<Option<Pkcs11Config>> {
+    let HsmConfig::Pkcs11 {
+        module,
+        token_label,
+        pin_env,
+        seal_key_label,
+        oprf_key_label,
+        log_key_label,
+    } = config
+    else {
+        return Ok(None);
+    };
+    let mut c = Pkcs11Config::new(
+        module,
+        token_label,
+        secret_env(pin_env, "the HSM user PIN")?,
+    );
+    if let Some(l) = seal_key_label {
+        c.seal_key_label = l.clone();
+    }
+    if let Some(l) = oprf_key_label {
+        c.oprf_key_label = l.clone();
+    }
+    if let Some(l) = log_key_label {
+        c.log_key_label = l.clone();
+    }
+    Ok(Some(c))
+}
+
+/// Creates whichever keys the configured PKCS#11 token lacks (`--provision-hsm`); a
+/// software key file is made on first start anyway. Idempotent.
+pub fn provision_hsm(config: &HsmConfig) -> anyhow::Result<String> {
+    match pkcs11_config(config)? {
+        Some(c) => {
+            let done = Pkcs11Hsm::provision(&c)?;
+            Ok(format!(
+                "PKCS#11 token '{}': sealing key {}, OPRF key {}, log key {}",
+                c.token_label,
+                if done.seal_key_created {
+                    "created"
+                } else {
+                    "present"
+                },
+                if done.oprf_key_created {
+                    "created"
+                } else {
+                    "present"
+                },
+                if done.log_key_created {
+                    "created"
+                } else {
+                    "present"
+                },
+            ))
+        }
+        None => {
+            open_hsm(config)?;
+            Ok("software key file ready".into())
+        }
+    }
+}
+
 /// Opens the configured HSM.
 pub fn open_hsm(config: &HsmConfig) -> anyhow::Result<Arc<dyn Hsm>> {
     Ok(match config {
@@ -267,31 +377,20 @@ pub fn open_hsm(config: &HsmConfig) -> anyhow::Result<Arc<dyn Hsm>> {
             );
             Arc::new(hsm)
         }
-        HsmConfig::Pkcs11 {
-            module,
-            token_label,
-            pin_env,
-            seal_key_label,
-            oprf_key_label,
-        } => {
-            let mut c = Pkcs11Config::new(
-                module,
-                token_label,
-                secret_env(pin_env, "the HSM user PIN")?,
-            );
-            if let Some(l) = seal_key_label {
-                c.seal_key_label = l.clone();
-            }
-            if let Some(l) = oprf_key_label {
-                c.oprf_key_label = l.clone();
-            }
-            Arc::new(Pkcs11Hsm::connect(&c)?)
-        }
+        HsmConfig::Pkcs11 { .. } => match pkcs11_config(config)? {
+            Some(c) => Arc::new(Pkcs11Hsm::connect(&c)?),
+            None => bail!("not a PKCS#11 configuration"),
+        },
     })
 }
 
 /// The whole server for a configuration: store, HSM, service and router.
 pub async fn app(config: &Config) -> anyhow::Result<axum::Router> {
+    Ok(crate::routes::router(service(config).await?))
+}
+
+/// The service for a configuration: store, HSM, relay.
+pub async fn service(config: &Config) -> anyhow::Result<Arc<Service>> {
     let store = open_store(&config.store).await?;
     let hsm = open_hsm(&config.hsm)?;
     let mut service = Service::new(config.service_config(), store, hsm, Arc::new(SystemClock))
@@ -303,7 +402,7 @@ pub async fn app(config: &Config) -> anyhow::Result<axum::Router> {
         tracing::info!(relay = %relay.host, "key directory: proof mails go through the relay");
         service = service.with_mailer(Arc::new(mailer));
     }
-    Ok(crate::routes::router(Arc::new(service)))
+    Ok(Arc::new(service))
 }
 
 #[cfg(test)]

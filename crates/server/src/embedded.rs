@@ -57,7 +57,9 @@ impl EmbeddedServer {
                 Some(mailer) => service.with_mailer(mailer),
                 None => service,
             };
-            let app = crate::routes::router(Arc::new(service));
+            let service = Arc::new(service);
+            service.spawn_maintenance(std::time::Duration::from_secs(600));
+            let app = crate::routes::router(service);
             let listener = tokio::net::TcpListener::bind(listen).await?;
             let addr = listener.local_addr()?;
             tokio::spawn(async move {

@@ -1,12 +1,16 @@
 //! HTTP: thin adapters from requests to [`Service`] calls. Every request must carry the
 //! API version header; bodies are bounded; every error is an `ApiError` JSON body.
+//!
+//! The probes `/healthz` and `/readyz` need no version header (load balancers and
+//! service managers call them); [`ops_router`] serves them with `/metrics` on the
+//! operations listener.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State,
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
 };
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -17,6 +21,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sealpost_proto as proto;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ServerError;
@@ -47,11 +52,64 @@ pub fn router(service: Arc<Service>) -> Router {
             "/v1/directory/keys/{address}",
             get(lookup_key).delete(unpublish_key),
         )
+        .route("/v1/directory/log", get(log_info))
+        .route("/v1/directory/log/consistency", get(log_consistency))
+        .route("/v1/directory/log/entries", get(log_entries))
+        .route("/v1/directory/log/heads", get(log_heads))
+        .route("/v1/account/activity", get(activity))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(check_version))
         .layer(DefaultBodyLimit::max(proto::MAX_BODY_BYTES))
+        .merge(probes())
         .with_state(service)
+}
+
+/// The operations listener's router: the probes and `GET /metrics` (Prometheus text).
+/// Serve it on a private address: the metrics say how busy the server is.
+pub fn ops_router(service: Arc<Service>) -> Router {
+    probes()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(service)
+}
+
+fn probes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// How long `/readyz` waits for each of the store and the HSM.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<proto::Readiness>) {
+    let ready = s.ready(READY_TIMEOUT).await;
+    let status = if ready.store && ready.hsm {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(ready))
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    s.observe().await;
+    match crate::metrics::render() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ServerError::unavailable("no metrics recorder in this process").into_response(),
+    }
 }
 
 async fn check_version(req: Request, next: Next) -> Response {
@@ -191,9 +249,10 @@ async fn login_start(
 
 async fn login_finish(
     State(s): State<AppState>,
+    Source(ip): Source,
     ApiJson(req): ApiJson<proto::LoginFinish>,
 ) -> Result<Json<proto::LoginFinished>, ServerError> {
-    s.login_finish(req).await.map(Json)
+    s.login_finish(ip, req).await.map(Json)
 }
 
 async fn settings(
@@ -302,14 +361,87 @@ async fn confirm_key(
     s.confirm_key(&caller, req).await.map(Json)
 }
 
+/// `?known=N`: the log size the client has a head for.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Known {
+    known: Option<u64>,
+}
+
+/// `?from=N&to=M`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    from: u64,
+    to: u64,
+}
+
+/// `?start=N`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Start {
+    #[serde(default)]
+    start: u64,
+}
+
+/// `?after=N`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct After {
+    #[serde(default)]
+    after: i64,
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ServerError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ServerError::bad_request("bad_query", e.body_text()))
+}
+
 async fn lookup_key(
     State(s): State<AppState>,
     Source(ip): Source,
     address: Result<Path<String>, PathRejection>,
+    known: Result<Query<Known>, QueryRejection>,
 ) -> Result<Json<proto::DirectoryEntry>, ServerError> {
     // A path that does not even decode is a bad address too.
     let address = address.map_or_else(|_| String::new(), |Path(a)| a);
-    s.lookup_key(ip, &address).await.map(Json)
+    let known = query(known)?.known;
+    s.lookup_key(ip, &address, known).await.map(Json)
+}
+
+async fn log_info(State(s): State<AppState>) -> Result<Json<proto::LogInfo>, ServerError> {
+    s.log_info().await.map(Json)
+}
+
+async fn log_consistency(
+    State(s): State<AppState>,
+    range: Result<Query<Range>, QueryRejection>,
+) -> Result<Json<proto::ConsistencyProof>, ServerError> {
+    let range = query(range)?;
+    s.log_consistency(range.from, range.to).await.map(Json)
+}
+
+async fn log_entries(
+    State(s): State<AppState>,
+    start: Result<Query<Start>, QueryRejection>,
+) -> Result<Json<proto::LogEntries>, ServerError> {
+    s.log_entries(query(start)?.start).await.map(Json)
+}
+
+async fn log_heads(
+    State(s): State<AppState>,
+    after: Result<Query<After>, QueryRejection>,
+) -> Result<Json<proto::LogHeads>, ServerError> {
+    let after = u64::try_from(query(after)?.after).unwrap_or(0);
+    s.log_heads(after).await.map(Json)
+}
+
+async fn activity(
+    State(s): State<AppState>,
+    caller: Caller,
+    after: Result<Query<After>, QueryRejection>,
+) -> Result<Json<proto::SecurityEvents>, ServerError> {
+    s.activity(&caller, query(after)?.after).await.map(Json)
 }
 
 async fn unpublish_key(

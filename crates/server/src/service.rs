@@ -4,6 +4,9 @@
 //! user's OPRF key; a blob is opened only on its way to a session that has just
 //! completed an OPAQUE login (or to a proven recovery code). HSM calls are blocking, so
 //! they run in `spawn_blocking`.
+//!
+//! Two parts live in submodules: [`log`] (the key directory's transparency log: signed
+//! heads and proofs) and [`activity`] (the per-account security activity log).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,9 +25,13 @@ use crate::hsm::Hsm;
 use crate::limit::RateLimiter;
 use crate::mailer::{self, Mailer};
 use crate::store::{
-    Charge, ClaimOutcome, Credentials, DirectoryClaimRow, DirectoryKey, LoginState, NewAccount,
-    Session, Store,
+    Charge, ClaimOutcome, Credentials, DirectoryClaimRow, LoginState, NewAccount, Session, Store,
 };
+
+pub mod activity;
+pub mod log;
+
+use activity::Activity;
 
 /// Tunables of the service.
 #[derive(Debug, Clone)]
@@ -50,6 +57,10 @@ pub struct ServiceConfig {
     pub rate_per_second: f64,
     /// Per-source rate limit: burst.
     pub rate_burst: f64,
+    /// How long security events are kept, seconds.
+    pub activity_retention: i64,
+    /// Most security events kept per account (the oldest go first).
+    pub activity_per_account: i64,
 }
 
 impl Default for ServiceConfig {
@@ -65,6 +76,8 @@ impl Default for ServiceConfig {
             fresh_login_secs: 300,
             rate_per_second: 5.0,
             rate_burst: 30.0,
+            activity_retention: 180 * 86_400,
+            activity_per_account: 1000,
         }
     }
 }
@@ -90,6 +103,8 @@ pub struct Service {
     limiter: RateLimiter,
     /// Sends the directory's proof mails; without one, claims are refused.
     mailer: Option<Arc<dyn Mailer>>,
+    /// The transparency log's public key (its private half stays in the HSM).
+    log_key: [u8; 32],
 }
 
 const SERVER_KEY_NAME: &str = "opaque-ake-private-key";
@@ -180,14 +195,6 @@ fn email(raw: &str) -> Result<proto::EmailAddress, ServerError> {
         .map_err(|e| ServerError::bad_request("bad_address", e.to_string()))
 }
 
-fn entry(key: DirectoryKey) -> Result<proto::DirectoryEntry, ServerError> {
-    Ok(proto::DirectoryEntry {
-        address: email(&key.address)?,
-        cert: Bytes(key.cert),
-        published_at: key.published_at,
-    })
-}
-
 /// A token for a proof mail: 256 random bits as hex (typed by nobody, but a person may
 /// read it in the mail).
 fn directory_token() -> Result<String, ServerError> {
@@ -239,6 +246,8 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServerError> {
         let key_aad = aad("server-key", config.server_id.as_bytes());
+        let store: Arc<dyn Store> = Arc::new(crate::store::metered::MeteredStore(store));
+        let hsm: Arc<dyn Hsm> = Arc::new(crate::hsm::MeteredHsm(hsm));
         let sealed = match store.server_secret(SERVER_KEY_NAME).await? {
             Some(sealed) => sealed,
             None => {
@@ -258,6 +267,7 @@ impl Service {
         let sk = blocking(&hsm, move |h| h.open(&key_aad, &sealed)).await?;
         let keys = ServerKeys::from_private_key(&sk)
             .map_err(|e| ServerError::internal("server key", e))?;
+        let log_key = blocking(&hsm, |h| h.log_public_key()).await?;
         let limiter = RateLimiter::new(config.rate_per_second, config.rate_burst);
         tracing::info!(hsm = %hsm.describe(), server_id = %config.server_id, "sync service ready");
         Ok(Self {
@@ -268,7 +278,54 @@ impl Service {
             clock,
             limiter,
             mailer: None,
+            log_key,
         })
+    }
+
+    /// Readiness: whether the store answers and the HSM seals and opens, each within
+    /// `timeout`.
+    pub async fn ready(&self, timeout: std::time::Duration) -> proto::Readiness {
+        let store = matches!(
+            tokio::time::timeout(timeout, self.store.ping()).await,
+            Ok(Ok(()))
+        );
+        let hsm = matches!(
+            tokio::time::timeout(timeout, blocking(&self.hsm, |h| h.check())).await,
+            Ok(Ok(()))
+        );
+        proto::Readiness {
+            status: if store && hsm { "ready" } else { "not ready" }.into(),
+            store,
+            hsm,
+        }
+    }
+
+    /// Updates the gauges read from the store (before a scrape).
+    pub async fn observe(&self) {
+        if let Ok(n) = self.store.count_sessions(self.clock.now()).await {
+            crate::metrics::gauge("sealpost_sessions_open", n as f64);
+        }
+        if let Ok(n) = self.store.log_size().await {
+            crate::metrics::gauge("sealpost_directory_log_entries", n as f64);
+        }
+    }
+
+    /// Prunes what expired every `every`, on the current runtime, for as long as the
+    /// service lives.
+    pub fn spawn_maintenance(self: &Arc<Self>, every: std::time::Duration) {
+        let service = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(service) = service.upgrade() else {
+                    return;
+                };
+                if let Err(e) = service.prune().await {
+                    tracing::warn!(code = e.code, "pruning failed; trying again later");
+                }
+            }
+        });
     }
 
     /// The service with a relay for the key directory's proof mails.
@@ -543,6 +600,7 @@ impl Service {
         self.limit(source)?;
         let user = user_name(&req.user)?;
         check_device(&req.device_id, &req.device_name)?;
+        crate::metrics::count("sealpost_logins_started_total");
         let km = self.key_material(&user).await?;
         let answer = |record: Option<&[u8]>| {
             opaque::server_login_start(
@@ -585,9 +643,18 @@ impl Service {
                     .charge_login_and_stage(self.config.max_failed_logins, &key, staged)
                     .await?
                 {
-                    Charge::Charged { .. } => ke2,
+                    Charge::Charged { attempts } => {
+                        if attempts == self.config.max_failed_logins {
+                            // This charge used the last attempt: the account is locked
+                            // until this login succeeds or it is unlocked.
+                            crate::metrics::count("sealpost_account_locks_total");
+                            self.record(user.as_str(), Activity::new("locked")).await;
+                        }
+                        ke2
+                    }
                     Charge::Locked | Charge::NoAccount => {
                         // A locked account gets a fake answer, which no KE3 can finish.
+                        crate::metrics::count("sealpost_login_attempts_on_locked_total");
                         tracing::warn!(user = %user, "login attempt on a locked account");
                         let (state, ke2) = answer(None)?;
                         let fake = pending(false, state).await?;
@@ -615,13 +682,16 @@ impl Service {
     /// malformed message or an unreachable HSM leaves it as it was.
     pub async fn login_finish(
         &self,
+        source: IpAddr,
         req: proto::LoginFinish,
     ) -> Result<proto::LoginFinished, ServerError> {
         if req.login_id.len() != 32 {
+            crate::metrics::count_with("sealpost_logins_failed_total", "reason", "expired");
             return Err(ServerError::login_failed());
         }
         let key = pending_key(KIND_LOGIN, &req.login_id);
         let Some(pending) = self.store.login_state(&key, self.clock.now()).await? else {
+            crate::metrics::count_with("sealpost_logins_failed_total", "reason", "expired");
             return Err(ServerError::login_failed());
         };
         let payload = self.open("pending", &key, pending.state).await?;
@@ -647,7 +717,18 @@ impl Service {
             Ok(_) | Err(_) => {
                 // The attempt stays charged; the state cannot be tried again.
                 self.store.discard_login_state(&key).await?;
+                crate::metrics::count_with(
+                    "sealpost_logins_failed_total",
+                    "reason",
+                    "wrong_password",
+                );
                 tracing::info!(user = %user, "login failed");
+                if flag == 1 {
+                    let event = Activity::new("sign_in_failed")
+                        .device(&pending.device_id, &pending.device_name)
+                        .source(source);
+                    self.record(user.as_str(), event).await;
+                }
                 return Err(ServerError::login_failed());
             }
         };
@@ -667,9 +748,20 @@ impl Service {
             .complete_login(&key, &pending.device_name, session)
             .await?
         else {
+            crate::metrics::count_with("sealpost_logins_failed_total", "reason", "expired");
             return Err(ServerError::login_failed());
         };
+        crate::metrics::count("sealpost_logins_finished_total");
         let owner = user.as_str().as_bytes();
+        if done.new_device {
+            let event =
+                Activity::new("new_device").device(&pending.device_id, &pending.device_name);
+            self.record(user.as_str(), event).await;
+        }
+        let event = Activity::new("sign_in")
+            .device(&pending.device_id, &pending.device_name)
+            .source(source);
+        self.record(user.as_str(), event).await;
         let cloud_wrap = self.open("cloud-wrap", owner, done.cloud_wrap).await?;
         let settings = self.open("settings", owner, done.settings).await?;
         tracing::info!(
@@ -781,12 +873,21 @@ impl Service {
             });
         }
         tracing::info!(user = %caller.user, device = %device_id, by = %caller.device_id, "device revoked");
+        let event = Activity::new("device_revoked")
+            .device(device_id, "")
+            .by(&caller.device_id);
+        self.record(&caller.user, event).await;
         Ok(())
     }
 
     /// A signed-in device unlocks an account locked by failed logins.
     pub async fn unlock_account(&self, caller: &Caller) -> Result<(), ServerError> {
         self.store.reset_failed_logins(&caller.user).await?;
+        self.record(
+            &caller.user,
+            Activity::new("unlocked").by(&caller.device_id),
+        )
+        .await;
         Ok(())
     }
 
@@ -847,6 +948,11 @@ impl Service {
             .delete_sessions_except(&caller.user, &caller.device_id)
             .await?;
         tracing::info!(user = %caller.user, device = %caller.device_id, "password changed");
+        self.record(
+            &caller.user,
+            Activity::new("password_changed").by(&caller.device_id),
+        )
+        .await;
         Ok(())
     }
 
@@ -904,6 +1010,11 @@ impl Service {
             .replace_recovery(user.as_str(), &sealed, req.recovery_verifier.as_slice())
             .await?;
         tracing::info!(user = %user, device = %caller.device_id, "recovery code replaced");
+        self.record(
+            user.as_str(),
+            Activity::new("recovery_code_replaced").by(&caller.device_id),
+        )
+        .await;
         Ok(())
     }
 
@@ -973,6 +1084,8 @@ impl Service {
         self.store.reset_failed_logins(&pending.user).await?;
         self.store.delete_sessions_except(&pending.user, "").await?;
         tracing::info!(user = %pending.user, "account recovered with the recovery code");
+        self.record(&pending.user, Activity::new("recovery_used"))
+            .await;
         Ok(())
     }
 
@@ -1076,20 +1189,24 @@ impl Service {
             .await?
             .ok_or_else(unknown)?;
         tracing::info!(user = %caller.user, "directory key published");
-        entry(key)
+        let event = Activity::new("key_published").detail(&key.address);
+        self.record(&caller.user, event).await;
+        self.proven_entry(key, None).await
     }
 
-    /// The certificate published for `address`. Rate-limited like other
-    /// unauthenticated calls.
+    /// The certificate published for `address`, with its proof from the transparency
+    /// log (and a consistency proof from `known`, the log size the client has a head
+    /// for). Rate-limited like other unauthenticated calls.
     pub async fn lookup_key(
         &self,
         source: IpAddr,
         address: &str,
+        known: Option<u64>,
     ) -> Result<proto::DirectoryEntry, ServerError> {
         self.limit(source)?;
         let address = email(address)?;
         match self.store.directory_key(address.as_str()).await? {
-            Some(key) => entry(key),
+            Some(key) => self.proven_entry(key, known).await,
             None => Err(no_key()),
         }
     }
@@ -1099,9 +1216,11 @@ impl Service {
         let address = email(address)?;
         if self
             .store
-            .delete_directory_key(&caller.user, address.as_str())
+            .delete_directory_key(&caller.user, address.as_str(), self.clock.now())
             .await?
         {
+            let event = Activity::new("key_unpublished").detail(address.as_str());
+            self.record(&caller.user, event).await;
             Ok(())
         } else {
             Err(no_key())

@@ -4,6 +4,16 @@
 //! [`server_config`] loads a PEM certificate chain and key into a rustls configuration;
 //! [`serve`] runs the router on a TCP listener, through a [`TlsListener`] when given one.
 //!
+//! **Reload.** The listener takes its configuration from a [`TlsConfigCell`] at each new
+//! connection, so replacing the cell's content ([`TlsConfigCell::reload`], which `main`
+//! calls on `SIGHUP`) serves the new certificate to every connection from then on, while
+//! connections already open keep theirs. A certificate that does not load is refused and
+//! the old one stays.
+//!
+//! **Shutdown.** When `shutdown` completes, the server stops accepting, lets requests in
+//! flight finish and closes idle connections (axum's graceful shutdown); `main` bounds
+//! the wait.
+//!
 //! The TLS handshake of each connection runs in a task of its own, so a slow or silent
 //! client cannot hold up the accept loop; at most [`MAX_PENDING_HANDSHAKES`] run at once
 //! (beyond that, new connections wait in the kernel's backlog), each for at most
@@ -121,6 +131,44 @@ pub fn server_config_from_pem(
     Ok(Arc::new(config))
 }
 
+/// The TLS configuration in use, replaceable while the server runs.
+#[derive(Clone)]
+pub struct TlsConfigCell(Arc<std::sync::RwLock<Arc<ServerConfig>>>);
+
+impl std::fmt::Debug for TlsConfigCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfigCell").finish_non_exhaustive()
+    }
+}
+
+impl TlsConfigCell {
+    /// A cell holding `config`.
+    pub fn new(config: Arc<ServerConfig>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(config)))
+    }
+
+    /// The configuration new connections get.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Loads `cert` and `key` again and, if they load, serves them from the next
+    /// connection on; if not, keeps the old ones and says why.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), TlsError> {
+        let config = server_config(cert, key)?;
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+        Ok(())
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes: HTTPS when `tls` is given,
 /// plain HTTP otherwise (with a warning unless the address is a loopback one).
 pub async fn serve<F>(
@@ -132,14 +180,30 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_reloadable(listener, tls.map(TlsConfigCell::new), router, shutdown).await
+}
+
+/// [`serve`] with a TLS configuration that can be replaced while serving.
+pub async fn serve_reloadable<F>(
+    listener: TcpListener,
+    tls: Option<TlsConfigCell>,
+    router: Router,
+    shutdown: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let local = listener.local_addr()?;
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(config) => {
             tracing::info!(listen = %local, "serving HTTPS");
-            axum::serve(TlsListener::new(listener, config)?.with_connect_info(), app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                TlsListener::reloadable(listener, config)?.with_connect_info(),
+                app,
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
         None => {
             if local.ip().is_loopback() {
@@ -171,7 +235,7 @@ pub type TlsListenerWithConnectInfo = TapIo<TlsListener, fn(&mut TlsStream<TcpSt
 /// An [`axum::serve::Listener`] that yields connections once their TLS handshake is done.
 pub struct TlsListener {
     tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    config: TlsConfigCell,
     local: SocketAddr,
     handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
 }
@@ -188,10 +252,15 @@ impl std::fmt::Debug for TlsListener {
 impl TlsListener {
     /// TLS on top of a bound TCP listener.
     pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
+        Self::reloadable(tcp, TlsConfigCell::new(config))
+    }
+
+    /// TLS whose configuration is read from `config` at each new connection.
+    pub fn reloadable(tcp: TcpListener, config: TlsConfigCell) -> io::Result<Self> {
         let local = tcp.local_addr()?;
         Ok(Self {
             tcp,
-            acceptor: TlsAcceptor::from(config),
+            config,
             local,
             handshakes: JoinSet::new(),
         })
@@ -204,7 +273,7 @@ impl TlsListener {
     }
 
     fn spawn_handshake(&mut self, tcp: TcpStream, peer: SocketAddr) {
-        let acceptor = self.acceptor.clone();
+        let acceptor = TlsAcceptor::from(self.config.current());
         self.handshakes.spawn(async move {
             let mut tcp = tcp;
             set_nodelay(&mut tcp);

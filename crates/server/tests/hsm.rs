@@ -264,6 +264,26 @@ fn raw_session(token: &SoftHsmToken) -> Session {
     session
 }
 
+/// A key we know cannot wrap `key` out of the token.
+fn assert_cannot_wrap_out(session: &Session, key: ObjectHandle, label: &str) {
+    let wrapping = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Wrap(true),
+            ],
+        )
+        .unwrap();
+    assert!(
+        session
+            .wrap_key(&Mechanism::AesKeyWrapPad, wrapping, key)
+            .is_err(),
+        "{label}"
+    );
+}
+
 fn key_by_label(session: &Session, label: &str) -> ObjectHandle {
     let found = session
         .find_objects(&[
@@ -311,21 +331,43 @@ fn pkcs11_provision_is_idempotent_and_connect_needs_it() {
             let created = Provisioned {
                 seal_key_created: true,
                 oprf_key_created: true,
+                log_key_created: true,
             };
             assert_eq!(Pkcs11Hsm::provision(&config).unwrap(), created);
             let hsm = Pkcs11Hsm::connect(&config).unwrap();
             let sealed = hsm.seal(AAD, b"kept").unwrap();
             let mac = hsm.oprf_hmac(b"m").unwrap();
 
+            let log_key = hsm.log_public_key().unwrap();
+            let signature = hsm.log_sign(b"tree head").unwrap();
+
             let nothing = Provisioned {
                 seal_key_created: false,
                 oprf_key_created: false,
+                log_key_created: false,
             };
             assert_eq!(Pkcs11Hsm::provision(&config).unwrap(), nothing);
             // The keys are the same ones.
             let again = Pkcs11Hsm::connect(&config).unwrap();
             assert_eq!(again.open(AAD, &sealed).unwrap().as_slice(), b"kept");
             assert_eq!(*again.oprf_hmac(b"m").unwrap(), *mac);
+            assert_eq!(again.log_public_key().unwrap(), log_key);
+            // The token's Ed25519 signature verifies as plain Ed25519 (RFC 8032).
+            let public = ed25519_dalek::VerifyingKey::from_bytes(&log_key).unwrap();
+            public
+                .verify_strict(
+                    b"tree head",
+                    &ed25519_dalek::Signature::from_bytes(&signature),
+                )
+                .unwrap();
+            assert!(
+                public
+                    .verify_strict(
+                        b"another head",
+                        &ed25519_dalek::Signature::from_bytes(&signature)
+                    )
+                    .is_err()
+            );
         },
     );
 }
@@ -380,23 +422,44 @@ fn pkcs11_provisioned_keys_cannot_leave_the_token() {
                 "{label}: the value was readable on its own"
             );
             // Nor can it be wrapped out under a key we know.
-            let wrapping = session
-                .generate_key(
-                    &Mechanism::AesKeyGen,
-                    &[
-                        Attribute::Token(false),
-                        Attribute::ValueLen(32.into()),
-                        Attribute::Wrap(true),
-                    ],
-                )
-                .unwrap();
+            assert_cannot_wrap_out(&session, key, label);
+        }
+        // The log's Ed25519 private key: the same, and no wrapping it out either.
+        let found = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(b"log-v1".to_vec()),
+            ])
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let log_key = found[0];
+        let attributes = session
+            .get_attributes(
+                log_key,
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::Sensitive,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::Extractable,
+                    AttributeType::NeverExtractable,
+                    AttributeType::Value,
+                ],
+            )
+            .unwrap();
+        for expected in [
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Sensitive(true),
+            Attribute::AlwaysSensitive(true),
+            Attribute::Extractable(false),
+            Attribute::NeverExtractable(true),
+        ] {
             assert!(
-                session
-                    .wrap_key(&Mechanism::AesKeyWrapPad, wrapping, key)
-                    .is_err(),
-                "{label}"
+                attributes.contains(&expected),
+                "log-v1: {expected:?} in {attributes:?}"
             );
         }
+        assert!(!attributes.iter().any(|a| matches!(a, Attribute::Value(_))));
+        assert_cannot_wrap_out(&session, log_key, "log-v1");
         let seal_key = key_by_label(&session, "seal-v1");
         let oprf_key = key_by_label(&session, "oprf-v1");
         let lengths = session

@@ -25,9 +25,12 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use sealpost_server::store::{
     Account, Charge, ClaimOutcome, CompletedLogin, Credentials, Device, DirectoryClaimRow,
-    DirectoryKey, LoginState, NewAccount, PostgresStore, Session, SqliteStore, Store, StoreError,
+    DirectoryKey, LoginState, NewAccount, NewEvent, PostgresStore, Session, SqliteStore, Store,
+    StoreError,
 };
 use sealpost_testkit::postgres::PostgresCluster;
+use sealpost_transparency::tree::{self, inclusion_ranges, nodes_for, root_nodes};
+use sealpost_transparency::{EntryKind, LogEntry, Replay, SignedHead, verify_inclusion};
 use tempfile::TempDir;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -147,6 +150,10 @@ conformance!(
     prune_deletes_only_what_expired,
     state_survives_a_restart,
     first_opens_at_once_migrate_once,
+    the_log_is_one_sequence_under_concurrent_publishes,
+    log_heads_are_stored_once_per_size,
+    security_events_are_kept_per_account_and_bounded,
+    ping_and_open_sessions,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -690,6 +697,7 @@ async fn completing_a_login_consumes_it_once_and_resets_the_counter(db: &Db) {
             cloud_wrap: b"cloud wrap of alice".to_vec(),
             settings_version: 1,
             settings: b"settings of alice".to_vec(),
+            new_device: true,
         })
     );
     assert_eq!(s.account("alice").await.unwrap().unwrap().failed_logins, 0);
@@ -945,6 +953,7 @@ async fn directory_claims_are_limited_and_confirmed_once_by_their_owner(db: &Db)
         user: "alice".into(),
         cert: b"cert of alice for a@x.org".to_vec(),
         published_at: NOW,
+        log_index: 0,
     };
     assert_eq!(
         s.confirm_directory_claim(&[1; 32], "alice", NOW)
@@ -977,8 +986,16 @@ async fn directory_claims_are_limited_and_confirmed_once_by_their_owner(db: &Db)
         "bob"
     );
     // Only the publisher removes an entry.
-    assert!(!s.delete_directory_key("alice", "a@x.org").await.unwrap());
-    assert!(s.delete_directory_key("bob", "a@x.org").await.unwrap());
+    assert!(
+        !s.delete_directory_key("alice", "a@x.org", NOW + 6)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.delete_directory_key("bob", "a@x.org", NOW + 6)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.directory_key("a@x.org").await.unwrap(), None);
     // A claim whose mail failed is withdrawn; prune drops the expired ones.
     s.delete_directory_claim(&[2; 32]).await.unwrap();
@@ -992,7 +1009,7 @@ async fn directory_claims_are_limited_and_confirmed_once_by_their_owner(db: &Db)
         put(claim(7, "alice", "d@x.org", NOW + 60)).await,
         ClaimOutcome::Stored
     );
-    s.prune(NOW).await.unwrap();
+    s.prune(NOW, NOW - 100).await.unwrap();
     assert_eq!(
         s.confirm_directory_claim(&[7; 32], "alice", NOW)
             .await
@@ -1270,7 +1287,7 @@ async fn prune_deletes_only_what_expired(db: &Db) {
         .await
         .unwrap();
 
-    s.prune(NOW).await.unwrap();
+    s.prune(NOW, NOW - 100).await.unwrap();
 
     // Asked about an earlier moment, a row that was merely hidden would be alive again.
     let earlier = NOW - 20;
@@ -1489,4 +1506,218 @@ mod postgres_only {
             .unwrap();
         assert!(err.to_string().contains("TLS"), "{err}");
     }
+}
+
+// ---------------------------------------------------------------- transparency log, events
+
+/// Many publishes at once, from two instances: the log stays one gapless sequence whose
+/// stored subtrees are exactly the tree of its entries, and every key names its entry.
+async fn the_log_is_one_sequence_under_concurrent_publishes(db: &Db) {
+    const KEYS: usize = 40;
+    let (a, b) = (db.open().await, db.open().await);
+    assert_eq!(a.log_size().await.unwrap(), 0);
+    for user in ["alice", "bob"] {
+        a.create_account(new_account(user)).await.unwrap();
+    }
+    for i in 0..KEYS {
+        let user = if i % 2 == 0 { "alice" } else { "bob" };
+        let c = claim(i as u8, user, &format!("k{i}@x.org"), NOW + 60);
+        assert_eq!(
+            a.put_directory_claim(c, NOW, 1000, 1000).await.unwrap(),
+            ClaimOutcome::Stored
+        );
+    }
+    let answers = race(&a, &b, KEYS, |i, s| async move {
+        let user = if i % 2 == 0 { "alice" } else { "bob" };
+        s.confirm_directory_claim(&[i as u8; 32], user, NOW + i as i64)
+            .await
+            .unwrap()
+            .unwrap()
+    })
+    .await;
+    let mut indices: Vec<u64> = answers.iter().map(|(_, k)| k.log_index).collect();
+    indices.sort_unstable();
+    assert_eq!(
+        indices,
+        (0..KEYS as u64).collect::<Vec<_>>(),
+        "one gapless sequence"
+    );
+    assert_eq!(b.log_size().await.unwrap(), KEYS as u64);
+
+    let entries = b.log_entries(0, 1000).await.unwrap();
+    assert_eq!(entries.len(), KEYS);
+    let mut replay = Replay::new();
+    let mut leaves = Vec::new();
+    for bytes in &entries {
+        let entry = LogEntry::decode(bytes).unwrap();
+        replay.push(&entry);
+        leaves.push(entry.leaf_hash());
+    }
+    for (_, key) in &answers {
+        let entry = LogEntry::decode(&entries[key.log_index as usize]).unwrap();
+        assert!(entry.publishes(&key.address, &key.cert), "{}", key.address);
+        assert_eq!(
+            b.directory_key(&key.address)
+                .await
+                .unwrap()
+                .unwrap()
+                .log_index,
+            key.log_index
+        );
+    }
+    // The stored subtrees make the root of the entries, and prove each of them.
+    let ids = root_nodes(KEYS as u64);
+    let root = tree::fold(&a.log_nodes(&ids).await.unwrap()).unwrap();
+    assert_eq!(root, replay.root());
+    for (m, leaf) in leaves.iter().enumerate() {
+        let ranges = inclusion_ranges(m as u64, KEYS as u64);
+        let ids = nodes_for(&ranges);
+        let found = a.log_nodes(&ids).await.unwrap();
+        let map: std::collections::HashMap<_, _> = ids.iter().copied().zip(found).collect();
+        let proof = tree::hash_ranges(&ranges, |id| map.get(id).copied()).unwrap();
+        verify_inclusion(leaf, m as u64, KEYS as u64, &proof, &root).unwrap();
+    }
+    // Asking for subtrees the log does not have yet is an error, not a guess.
+    assert!(a.log_nodes(&root_nodes(KEYS as u64 + 1)).await.is_err());
+    assert_eq!(
+        a.log_entries(KEYS as u64, KEYS as u64 + 5)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // A removal is an entry too; a refused removal is not.
+    assert!(
+        !a.delete_directory_key("bob", "k0@x.org", NOW + 100)
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.log_size().await.unwrap(), KEYS as u64);
+    assert!(
+        a.delete_directory_key("alice", "k0@x.org", NOW + 100)
+            .await
+            .unwrap()
+    );
+    let last = b.log_entries(KEYS as u64, KEYS as u64 + 1).await.unwrap();
+    let removal = LogEntry::decode(&last[0]).unwrap();
+    assert_eq!(removal, LogEntry::unpublish("k0@x.org", (NOW + 100) as u64));
+    assert_eq!(removal.kind, EntryKind::Unpublish);
+    // A failed publish (a claim that is not there) appends nothing.
+    assert_eq!(
+        a.confirm_directory_claim(&[0xEE; 32], "alice", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(b.log_size().await.unwrap(), KEYS as u64 + 1);
+}
+
+fn head(size: u64, time: u64, mark: u8) -> SignedHead {
+    SignedHead {
+        size,
+        time,
+        root: [mark; 32],
+        signature: [mark; 64],
+    }
+}
+
+async fn log_heads_are_stored_once_per_size(db: &Db) {
+    let (a, b) = (db.open().await, db.open().await);
+    assert_eq!(a.latest_log_head().await.unwrap(), None);
+    assert_eq!(
+        a.put_log_head(head(0, 10, 1)).await.unwrap(),
+        head(0, 10, 1)
+    );
+    // Another process signed the same size: the first one stored wins for everybody.
+    assert_eq!(
+        b.put_log_head(head(0, 11, 2)).await.unwrap(),
+        head(0, 10, 1)
+    );
+    b.put_log_head(head(5, 20, 3)).await.unwrap();
+    a.put_log_head(head(3, 15, 4)).await.unwrap();
+    assert_eq!(b.latest_log_head().await.unwrap(), Some(head(5, 20, 3)));
+    let sizes: Vec<u64> = a
+        .log_heads(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.size)
+        .collect();
+    assert_eq!(sizes, vec![3, 5]);
+    assert_eq!(a.log_heads(0, 1).await.unwrap(), vec![head(3, 15, 4)]);
+    assert!(a.log_heads(5, 10).await.unwrap().is_empty());
+}
+
+fn event(user: &str, at: i64, kind: &str) -> NewEvent {
+    NewEvent {
+        user: user.to_owned(),
+        at,
+        kind: kind.to_owned(),
+        device_id: format!("dev-{at}"),
+        details: format!("sealed details {at}").into_bytes(),
+    }
+}
+
+async fn security_events_are_kept_per_account_and_bounded(db: &Db) {
+    let (a, b) = (db.open().await, db.open().await);
+    for user in ["alice", "bob"] {
+        a.create_account(new_account(user)).await.unwrap();
+    }
+    for i in 0..5 {
+        a.add_event(event("alice", NOW + i, "sign_in"), 3)
+            .await
+            .unwrap();
+    }
+    b.add_event(event("bob", NOW, "locked"), 3).await.unwrap();
+    // Only the three newest of alice's are kept; bob's are his own.
+    let alice = b.events("alice", 0, 100).await.unwrap();
+    let times: Vec<i64> = alice.iter().map(|e| e.at).collect();
+    assert_eq!(times, vec![NOW + 2, NOW + 3, NOW + 4]);
+    assert!(alice.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(
+        alice[0].details,
+        format!("sealed details {}", NOW + 2).into_bytes()
+    );
+    assert_eq!(alice[0].device_id, format!("dev-{}", NOW + 2));
+    let bob = a.events("bob", 0, 100).await.unwrap();
+    assert_eq!(bob.len(), 1);
+    assert_eq!(bob[0].kind, "locked");
+    // Newer than a given id, and a page limit.
+    let newer = a.events("alice", alice[0].id, 1).await.unwrap();
+    assert_eq!(newer.len(), 1);
+    assert_eq!(newer[0].at, NOW + 3);
+    assert!(a.events("nobody", 0, 100).await.unwrap().is_empty());
+    // Events of an account that does not exist are refused.
+    assert!(
+        a.add_event(event("nobody", NOW, "sign_in"), 3)
+            .await
+            .is_err()
+    );
+    // Retention: prune drops the events older than the cut.
+    a.prune(NOW, NOW + 4).await.unwrap();
+    let kept: Vec<i64> = b
+        .events("alice", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(kept, vec![NOW + 4]);
+    assert!(b.events("bob", 0, 100).await.unwrap().is_empty());
+}
+
+async fn ping_and_open_sessions(db: &Db) {
+    let s = db.open().await;
+    s.ping().await.unwrap();
+    s.create_account(new_account("alice")).await.unwrap();
+    assert_eq!(s.count_sessions(NOW).await.unwrap(), 0);
+    sign_in(&s, "alice", "dev-1", "Laptop", NOW, 1, NOW + 100)
+        .await
+        .unwrap();
+    sign_in(&s, "alice", "dev-2", "Phone", NOW, 2, NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(s.count_sessions(NOW).await.unwrap(), 2);
+    assert_eq!(s.count_sessions(NOW + 50).await.unwrap(), 1);
 }

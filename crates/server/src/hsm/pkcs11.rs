@@ -1,8 +1,8 @@
 //! A PKCS#11 token as the HSM (crate cryptoki; SoftHSMv2 in tests, any PKCS#11 HSM in
 //! production).
 //!
-//! Two secret keys live on the token, found by label, both sensitive and
-//! non-extractable:
+//! Two secret keys and one key pair live on the token, found by label, the secret and
+//! private ones sensitive and non-extractable:
 //!
 //! - the **sealing key** (default label `seal-v1`): AES-256, used with `CKM_AES_GCM`, a
 //!   12-byte IV from the OS RNG (not the token's) and a 128-bit tag, in the blob format of
@@ -11,6 +11,9 @@
 //!   seals per key.
 //! - the **OPRF key** (default label `oprf-v1`): a 64-byte generic secret generated inside
 //!   the token with `CKM_GENERIC_SECRET_KEY_GEN`, used with `CKM_SHA512_HMAC` (`C_Sign`).
+//! - the **log key** (default label `log-v1`): an Ed25519 key pair generated inside the
+//!   token with `CKM_EC_EDWARDS_KEY_PAIR_GEN`, used with `CKM_EDDSA` to sign the key
+//!   directory's tree heads; its public half (`CKA_EC_POINT`) is read once at connect.
 //!
 //! [`Pkcs11Hsm::provision`] creates missing keys; [`Pkcs11Hsm::connect`] only finds them
 //! and refuses keys that are extractable or not sensitive.
@@ -45,6 +48,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
@@ -61,6 +65,10 @@ use super::{Hsm, HsmError};
 pub const DEFAULT_SEAL_KEY_LABEL: &str = "seal-v1";
 /// The OPRF key's label unless configured otherwise.
 pub const DEFAULT_OPRF_KEY_LABEL: &str = "oprf-v1";
+/// The log signing key pair's label unless configured otherwise.
+pub const DEFAULT_LOG_KEY_LABEL: &str = "log-v1";
+/// DER of the OID 1.3.101.112 (id-Ed25519): `CKA_EC_PARAMS` of an Ed25519 key.
+const ED25519_OID_DER: &[u8] = &[0x06, 0x03, 0x2B, 0x65, 0x70];
 
 const IV_LEN: usize = 12;
 const TAG_LEN: usize = sealed::TAG_LEN;
@@ -86,6 +94,8 @@ pub struct Pkcs11Config {
     pub seal_key_label: String,
     /// The label of the 64-byte HMAC-SHA512 OPRF key.
     pub oprf_key_label: String,
+    /// The label of the Ed25519 key pair that signs the transparency log's heads.
+    pub log_key_label: String,
 }
 
 impl Pkcs11Config {
@@ -102,6 +112,7 @@ impl Pkcs11Config {
             user_pin,
             seal_key_label: DEFAULT_SEAL_KEY_LABEL.to_owned(),
             oprf_key_label: DEFAULT_OPRF_KEY_LABEL.to_owned(),
+            log_key_label: DEFAULT_LOG_KEY_LABEL.to_owned(),
         }
     }
 
@@ -114,9 +125,13 @@ impl Pkcs11Config {
         }
         sealed::check_key_id(&self.seal_key_label)?;
         sealed::check_key_id(&self.oprf_key_label)?;
-        if self.seal_key_label == self.oprf_key_label {
+        sealed::check_key_id(&self.log_key_label)?;
+        if self.seal_key_label == self.oprf_key_label
+            || self.log_key_label == self.seal_key_label
+            || self.log_key_label == self.oprf_key_label
+        {
             return Err(HsmError::Config(
-                "the sealing key and the OPRF key need different labels".into(),
+                "the sealing key, the OPRF key and the log key need different labels".into(),
             ));
         }
         Ok(())
@@ -131,6 +146,7 @@ impl fmt::Debug for Pkcs11Config {
             .field("user_pin", &"<redacted>")
             .field("seal_key_label", &self.seal_key_label)
             .field("oprf_key_label", &self.oprf_key_label)
+            .field("log_key_label", &self.log_key_label)
             .finish()
     }
 }
@@ -142,6 +158,8 @@ pub struct Provisioned {
     pub seal_key_created: bool,
     /// The OPRF key was generated now (false: it existed already).
     pub oprf_key_created: bool,
+    /// The log key pair was generated now (false: it existed already).
+    pub log_key_created: bool,
 }
 
 /// A PKCS#11 token holding the sealing key and the OPRF key.
@@ -153,6 +171,8 @@ pub struct Pkcs11Hsm {
     pin: AuthPin,
     seal_label: String,
     oprf_label: String,
+    log_label: String,
+    log_public: [u8; 32],
     idle: Mutex<Vec<PooledSession>>,
 }
 
@@ -161,6 +181,7 @@ struct PooledSession {
     session: Session,
     seal_key: ObjectHandle,
     oprf_key: ObjectHandle,
+    log_key: ObjectHandle,
 }
 
 /// Which of the two keys, for lookups, templates and checks.
@@ -188,6 +209,8 @@ impl Pkcs11Hsm {
             pin: AuthPin::from(config.user_pin.as_str()),
             seal_label: config.seal_key_label.clone(),
             oprf_label: config.oprf_key_label.clone(),
+            log_label: config.log_key_label.clone(),
+            log_public: [0; 32],
             idle: Mutex::new(Vec::new()),
         };
         let pooled = hsm.open_session()?;
@@ -203,8 +226,15 @@ impl Pkcs11Hsm {
                 &hsm.token_label,
             )?;
         }
+        check_log_key(
+            &pooled.session,
+            pooled.log_key,
+            &hsm.log_label,
+            &hsm.token_label,
+        )?;
+        let log_public = log_public_key(&pooled.session, &hsm.log_label, &hsm.token_label)?;
         hsm.give_back(pooled);
-        Ok(hsm)
+        Ok(Self { log_public, ..hsm })
     }
 
     /// Creates whichever of the two keys is missing on the token, inside the token, then
@@ -222,17 +252,20 @@ impl Pkcs11Hsm {
 
         let seal_key_created = ensure_key(&session, KeyRole::Seal, &config.seal_key_label, token)?;
         let oprf_key_created = ensure_key(&session, KeyRole::Oprf, &config.oprf_key_label, token)?;
-        if seal_key_created || oprf_key_created {
+        let log_key_created = ensure_log_key(&session, &config.log_key_label, token)?;
+        if seal_key_created || oprf_key_created || log_key_created {
             tracing::info!(
                 token,
                 seal_key_created,
                 oprf_key_created,
+                log_key_created,
                 "provisioned HSM keys"
             );
         }
         Ok(Provisioned {
             seal_key_created,
             oprf_key_created,
+            log_key_created,
         })
     }
 
@@ -257,10 +290,13 @@ impl Pkcs11Hsm {
         log_in(&session, &self.pin, token)?;
         let seal_key = find_key(&session, &self.seal_label, token)?;
         let oprf_key = find_key(&session, &self.oprf_label, token)?;
+        let log_key = find_object(&session, ObjectClass::PRIVATE_KEY, &self.log_label, token)?
+            .ok_or_else(|| missing_key("key pair", &self.log_label, token))?;
         Ok(PooledSession {
             session,
             seal_key,
             oprf_key,
+            log_key,
         })
     }
 
@@ -396,12 +432,13 @@ fn canary(pooled: &PooledSession) -> Result<(), CkError> {
 impl Hsm for Pkcs11Hsm {
     fn describe(&self) -> String {
         format!(
-            "PKCS#11 token '{}' (module {}): sealing key '{}' (AES-256-GCM) and OPRF key '{}' \
-             (HMAC-SHA512), both sensitive and non-extractable",
+            "PKCS#11 token '{}' (module {}): sealing key '{}' (AES-256-GCM), OPRF key '{}' \
+             (HMAC-SHA512) and log key '{}' (Ed25519), all sensitive and non-extractable",
             self.token_label,
             self.module.display(),
             self.seal_label,
-            self.oprf_label
+            self.oprf_label,
+            self.log_label
         )
     }
 
@@ -461,6 +498,35 @@ impl Hsm for Pkcs11Hsm {
         out.copy_from_slice(&mac);
         Ok(out)
     }
+
+    fn log_sign(&self, message: &[u8]) -> Result<[u8; 64], HsmError> {
+        let signature = self.with_session("C_Sign (EdDSA)", |pooled| {
+            pooled.session.sign(
+                &Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+                pooled.log_key,
+                message,
+            )
+        })?;
+        signature.as_slice().try_into().map_err(|_| {
+            HsmError::Unavailable(format!(
+                "token '{}' returned an Ed25519 signature of {} bytes",
+                self.token_label,
+                signature.len()
+            ))
+        })
+    }
+
+    fn log_public_key(&self) -> Result<[u8; 32], HsmError> {
+        Ok(self.log_public)
+    }
+
+    /// A new session (logged in, every key found by label) seals and opens a canary; the
+    /// session is then closed. Pooled sessions and the handles they cached are not used,
+    /// so a token that went away is noticed even while they still answer from memory.
+    fn check(&self) -> Result<(), HsmError> {
+        let fresh = self.open_session()?;
+        canary(&fresh).map_err(|e| unavailable(&self.token_label, "the readiness canary", &e))
+    }
 }
 
 impl fmt::Debug for Pkcs11Hsm {
@@ -470,6 +536,7 @@ impl fmt::Debug for Pkcs11Hsm {
             .field("token_label", &self.token_label)
             .field("seal_label", &self.seal_label)
             .field("oprf_label", &self.oprf_label)
+            .field("log_label", &self.log_label)
             .finish_non_exhaustive()
     }
 }
@@ -572,9 +639,19 @@ fn find_key_handle(
     label: &str,
     token: &str,
 ) -> Result<Option<ObjectHandle>, HsmError> {
+    find_object(session, ObjectClass::SECRET_KEY, label, token)
+}
+
+/// The one object of `class` labelled `label`, if any.
+fn find_object(
+    session: &Session,
+    class: ObjectClass,
+    label: &str,
+    token: &str,
+) -> Result<Option<ObjectHandle>, HsmError> {
     let found = session
         .find_objects(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Class(class),
             Attribute::Label(label.as_bytes().to_vec()),
         ])
         .map_err(|e| unavailable(token, "searching for keys", &e))?;
@@ -582,18 +659,89 @@ fn find_key_handle(
         [] => Ok(None),
         [key] => Ok(Some(*key)),
         several => Err(HsmError::Config(format!(
-            "{} secret keys are labelled '{label}' on PKCS#11 token '{token}'; labels must be unique",
+            "{} objects of class {class} are labelled '{label}' on PKCS#11 token '{token}'; \
+             labels must be unique",
             several.len()
         ))),
     }
 }
 
+fn missing_key(what: &str, label: &str, token: &str) -> HsmError {
+    HsmError::Config(format!(
+        "no {what} labelled '{label}' on PKCS#11 token '{token}' (provision the token first: \
+         sealpost-server --config FILE --provision-hsm)"
+    ))
+}
+
 fn find_key(session: &Session, label: &str, token: &str) -> Result<ObjectHandle, HsmError> {
-    find_key_handle(session, label, token)?.ok_or_else(|| {
-        HsmError::Config(format!(
-            "no secret key labelled '{label}' on PKCS#11 token '{token}' (provision the token first)"
-        ))
-    })
+    find_key_handle(session, label, token)?.ok_or_else(|| missing_key("secret key", label, token))
+}
+
+/// Finds or generates the Ed25519 log key pair labelled `label`, then checks it; true if
+/// generated.
+fn ensure_log_key(session: &Session, label: &str, token: &str) -> Result<bool, HsmError> {
+    let (key, created) = match find_object(session, ObjectClass::PRIVATE_KEY, label, token)? {
+        Some(key) => (key, false),
+        None => {
+            let id = Attribute::Id(label.as_bytes().to_vec());
+            let name = Attribute::Label(label.as_bytes().to_vec());
+            let public = [
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Verify(true),
+                Attribute::EcParams(ED25519_OID_DER.to_vec()),
+                id.clone(),
+                name.clone(),
+            ];
+            let private = [
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Modifiable(false),
+                Attribute::Sign(true),
+                Attribute::Derive(false),
+                id,
+                name,
+            ];
+            let (_, private) = session
+                .generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public, &private)
+                .map_err(|e| {
+                    HsmError::Unavailable(format!(
+                        "PKCS#11 token '{token}' could not generate key pair '{label}': {e}"
+                    ))
+                })?;
+            (private, true)
+        }
+    };
+    check_log_key(session, key, label, token)?;
+    log_public_key(session, label, token)?;
+    Ok(created)
+}
+
+/// The public half of the log key pair: `CKA_EC_POINT` of the public key object, which
+/// tokens give either raw (32 bytes) or as a DER OCTET STRING (`04 20` and 32 bytes).
+fn log_public_key(session: &Session, label: &str, token: &str) -> Result<[u8; 32], HsmError> {
+    let public = find_object(session, ObjectClass::PUBLIC_KEY, label, token)?
+        .ok_or_else(|| missing_key("public key", label, token))?;
+    let attributes = session
+        .get_attributes(public, &[AttributeType::EcPoint])
+        .map_err(|e| unavailable(token, "reading the log public key", &e))?;
+    let point = attributes.iter().find_map(|a| match a {
+        Attribute::EcPoint(p) => Some(p.as_slice()),
+        _ => None,
+    });
+    let raw = match point {
+        Some([0x04, 0x20, rest @ ..]) if rest.len() == 32 => rest,
+        Some(raw) if raw.len() == 32 => raw,
+        _ => {
+            return Err(HsmError::Config(format!(
+                "log key '{label}' on PKCS#11 token '{token}' has no Ed25519 public point"
+            )));
+        }
+    };
+    raw.try_into()
+        .map_err(|_| HsmError::Config(format!("log key '{label}': bad public point")))
 }
 
 /// Finds or generates the key labelled `label`, then checks it; true if generated.
@@ -673,6 +821,43 @@ fn check_key(
     label: &str,
     token: &str,
 ) -> Result<(), HsmError> {
+    let (type_ok, wrong_type): (fn(KeyType) -> bool, _) = match role {
+        KeyRole::Seal => (|t| t == KeyType::AES, "is not an AES key"),
+        KeyRole::Oprf => (
+            |t| t == KeyType::GENERIC_SECRET || t == KeyType::SHA512_HMAC,
+            "is not a generic-secret or SHA512-HMAC key",
+        ),
+    };
+    check_attributes(session, key, type_ok, wrong_type, label, token)
+}
+
+/// Refuses a log key that is not Ed25519 or whose private half could leave the token.
+fn check_log_key(
+    session: &Session,
+    key: ObjectHandle,
+    label: &str,
+    token: &str,
+) -> Result<(), HsmError> {
+    check_attributes(
+        session,
+        key,
+        |t| t == KeyType::EC_EDWARDS,
+        "is not an Ed25519 (EC_EDWARDS) key",
+        label,
+        token,
+    )
+}
+
+/// Refuses a key whose type fails `type_ok`, or whose value could leave the token
+/// (not sensitive, extractable, or its value readable).
+fn check_attributes(
+    session: &Session,
+    key: ObjectHandle,
+    type_ok: fn(KeyType) -> bool,
+    wrong_type: &str,
+    label: &str,
+    token: &str,
+) -> Result<(), HsmError> {
     let attributes = session
         .get_attributes(
             key,
@@ -696,17 +881,8 @@ fn check_key(
             _ => {}
         }
     }
-    let type_ok = match role {
-        KeyRole::Seal => key_type == Some(KeyType::AES),
-        KeyRole::Oprf => {
-            key_type == Some(KeyType::GENERIC_SECRET) || key_type == Some(KeyType::SHA512_HMAC)
-        }
-    };
-    let problem = if !type_ok {
-        Some(match role {
-            KeyRole::Seal => "is not an AES key",
-            KeyRole::Oprf => "is not a generic-secret or SHA512-HMAC key",
-        })
+    let problem = if !key_type.is_some_and(type_ok) {
+        Some(wrong_type)
     } else if !sensitive || extractable || value_readable {
         Some("could leave the token (it must be sensitive and non-extractable)")
     } else {

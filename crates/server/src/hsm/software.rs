@@ -23,7 +23,8 @@
 //! of `sealed.rs`. The key id written into blobs is `file-` followed by 16 hex digits of
 //! an HMAC of the sealing key, so a blob from another key file is reported as
 //! [`HsmError::UnknownKey`] rather than as damage. `oprf_hmac` is HMAC-SHA512 under the
-//! seed.
+//! seed. The transparency log's Ed25519 key is derived from the sealing key (the first 32
+//! bytes of HMAC-SHA512 of a fixed label under it), so the key file keeps its layout.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -49,6 +50,8 @@ const FILE_LEN: usize = MAGIC.len() + SEAL_KEY_LEN + OPRF_SEED_LEN;
 const NONCE_LEN: usize = 24;
 /// Domain string for the key id derived from the sealing key.
 const KEY_ID_INFO: &[u8] = b"sealpost/soft-hsm/key-id";
+/// Domain string for the log signing key derived from the sealing key.
+const LOG_KEY_INFO: &[u8] = b"sealpost/soft-hsm/log-signing-key-v1";
 
 /// Keys in a file, used through the [`Hsm`] trait. Not an HSM: see the module docs.
 pub struct SoftwareHsm {
@@ -57,6 +60,8 @@ pub struct SoftwareHsm {
     /// Zeroizes its key on drop.
     cipher: XChaCha20Poly1305,
     oprf_seed: Zeroizing<[u8; OPRF_SEED_LEN]>,
+    /// Zeroizes on drop (ed25519-dalek's `zeroize` feature).
+    log_key: ed25519_dalek::SigningKey,
 }
 
 impl SoftwareHsm {
@@ -109,6 +114,7 @@ impl SoftwareHsm {
             key_id: key_id_of(seal_key)?,
             cipher,
             oprf_seed,
+            log_key: log_key_of(seal_key)?,
         })
     }
 }
@@ -187,6 +193,15 @@ impl Hsm for SoftwareHsm {
         tag.as_mut_slice().zeroize();
         Ok(out)
     }
+
+    fn log_sign(&self, message: &[u8]) -> Result<[u8; 64], HsmError> {
+        use ed25519_dalek::Signer;
+        Ok(self.log_key.sign(message).to_bytes())
+    }
+
+    fn log_public_key(&self) -> Result<[u8; 32], HsmError> {
+        Ok(self.log_key.verifying_key().to_bytes())
+    }
 }
 
 impl fmt::Debug for SoftwareHsm {
@@ -206,6 +221,20 @@ fn key_id_of(seal_key: &[u8]) -> Result<String, HsmError> {
     let digest = mac.finalize().into_bytes();
     let id: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(format!("file-{id}"))
+}
+
+/// The log signing key: the first 32 bytes of HMAC-SHA512(sealing key, [`LOG_KEY_INFO`]).
+fn log_key_of(seal_key: &[u8]) -> Result<ed25519_dalek::SigningKey, HsmError> {
+    let mut mac = <Hmac<Sha512> as Mac>::new_from_slice(seal_key)
+        .map_err(|_| HsmError::Config("HMAC refused the sealing key".into()))?;
+    mac.update(LOG_KEY_INFO);
+    let mut tag = mac.finalize().into_bytes();
+    let mut seed = Zeroizing::new([0u8; 32]);
+    for (d, s) in seed.iter_mut().zip(tag.iter()) {
+        *d = *s;
+    }
+    tag.as_mut_slice().zeroize();
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
 fn read_key_file(path: &Path, file: File) -> Result<Zeroizing<Vec<u8>>, HsmError> {

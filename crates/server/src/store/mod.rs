@@ -6,11 +6,20 @@
 //! (compare-and-swap), a login state is taken (read and deleted) at most once.
 //!
 //! The store holds only what the HSM has sealed (records, wraps, settings, login states,
-//! the server key pair) plus public facts (names, counters, device names, hashes of
-//! session tokens and recovery verifiers). It never sees a password, an export key or an
-//! identity key.
+//! the server key pair, the details of security events) plus public facts (names,
+//! counters, device names, hashes of session tokens and recovery verifiers, the
+//! transparency log). It never sees a password, an export key or an identity key.
+//!
+//! The key directory's transparency log lives beside the directory: publishing or
+//! removing a key appends its entry in the same transaction, so the log and the directory
+//! never disagree. The log is one sequence for all processes: an append locks the log's
+//! size (one row), writes the entry and the complete subtrees it finishes (insert-only:
+//! `sealpost_transparency::tree`), and bumps the size. Signed heads are stored once per
+//! size (the first signature stored wins).
 
 use async_trait::async_trait;
+use sealpost_transparency::SignedHead;
+use sealpost_transparency::tree::{Hash, NodeId};
 
 /// What can go wrong in a store.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -119,6 +128,8 @@ pub struct CompletedLogin {
     pub settings_version: i64,
     /// The settings blob (sealed).
     pub settings: Vec<u8>,
+    /// The device signed in for the first time.
+    pub new_device: bool,
 }
 
 /// A claim on an address for the key directory, waiting for its mailed token.
@@ -147,6 +158,39 @@ pub struct DirectoryKey {
     pub cert: Vec<u8>,
     /// When the address was proven, Unix seconds.
     pub published_at: i64,
+    /// Its entry in the transparency log.
+    pub log_index: u64,
+}
+
+/// A security event to record. `details` is sealed by the HSM (device name, coarse
+/// source, address); kind, time and device id are public facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Whose.
+    pub user: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// The kind's wire name (`sign_in`, ...).
+    pub kind: String,
+    /// The device it concerns, or empty.
+    pub device_id: String,
+    /// Sealed details.
+    pub details: Vec<u8>,
+}
+
+/// A recorded security event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Increasing per store.
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// The kind's wire name.
+    pub kind: String,
+    /// The device it concerns, or empty.
+    pub device_id: String,
+    /// Sealed details.
+    pub details: Vec<u8>,
 }
 
 /// The answer to a directory claim.
@@ -306,9 +350,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_directory_claim(&self, token_hash: &[u8]) -> Result<(), StoreError>;
 
     /// Confirms a claim in one transaction: takes the claim with this token hash if it
-    /// is `user`'s and alive at `now`, and publishes its certificate for its address
-    /// (replacing whatever was there: proving the address again wins). `None`, and
-    /// nothing changed, if there is no such claim.
+    /// is `user`'s and alive at `now`, publishes its certificate for its address
+    /// (replacing whatever was there: proving the address again wins) and appends the
+    /// publication to the transparency log. `None`, and nothing changed, if there is no
+    /// such claim.
     async fn confirm_directory_claim(
         &self,
         token_hash: &[u8],
@@ -319,12 +364,61 @@ pub trait Store: Send + Sync + 'static {
     /// The entry for a normalised address.
     async fn directory_key(&self, address: &str) -> Result<Option<DirectoryKey>, StoreError>;
 
-    /// Removes `user`'s entry for `address`; whether there was one.
-    async fn delete_directory_key(&self, user: &str, address: &str) -> Result<bool, StoreError>;
+    /// Removes `user`'s entry for `address` and appends the removal to the transparency
+    /// log, at `now`, in one transaction; whether there was one.
+    async fn delete_directory_key(
+        &self,
+        user: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
-    /// Deletes expired sessions, login states and directory claims.
-    async fn prune(&self, now: i64) -> Result<(), StoreError>;
+    /// Deletes expired sessions, login states and directory claims, and security events
+    /// older than `events_before`.
+    async fn prune(&self, now: i64, events_before: i64) -> Result<(), StoreError>;
+
+    // ------------------------------------------------------------ operations
+
+    /// Answers if the database does (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Sessions alive at `now` (a gauge).
+    async fn count_sessions(&self, now: i64) -> Result<i64, StoreError>;
+
+    // ------------------------------------------------------------ transparency log
+
+    /// Entries in the log.
+    async fn log_size(&self) -> Result<u64, StoreError>;
+
+    /// The hashes of these complete subtrees, in the same order; an error if one is not
+    /// there (the log is smaller than asked).
+    async fn log_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError>;
+
+    /// The bytes of entries `start..end` (fewer if the log is shorter), in order.
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Stores a signed head unless one of its size is stored; the stored one.
+    async fn put_log_head(&self, head: SignedHead) -> Result<SignedHead, StoreError>;
+
+    /// The head of the largest size stored.
+    async fn latest_log_head(&self) -> Result<Option<SignedHead>, StoreError>;
+
+    /// Stored heads with sizes above `after`, in increasing size, at most `limit`.
+    async fn log_heads(&self, after: u64, limit: u64) -> Result<Vec<SignedHead>, StoreError>;
+
+    // ------------------------------------------------------------ security activity
+
+    /// Records an event and keeps only the account's `keep` newest ones.
+    async fn add_event(&self, event: NewEvent, keep: i64) -> Result<(), StoreError>;
+
+    /// The account's events with ids above `after`, oldest first, at most `limit`.
+    async fn events(&self, user: &str, after: i64, limit: i64)
+    -> Result<Vec<EventRow>, StoreError>;
 }
+
+/// A store whose calls are timed into the metrics (`sealpost_store_call_seconds{op}`,
+/// `sealpost_store_errors_total{op}`); the service wraps whatever store it is given.
+pub mod metered;
 
 pub mod postgres;
 pub mod sqlite;

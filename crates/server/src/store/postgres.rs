@@ -40,10 +40,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{NoTls, Row};
 
+use sealpost_transparency::tree::{Hash, NodeId};
+use sealpost_transparency::{LogEntry, SignedHead};
+
 use super::{
     Account, Charge, ClaimOutcome, CompletedLogin, Credentials, Device, DirectoryClaimRow,
-    DirectoryKey, LoginState, NewAccount, Session, Store, StoreError,
+    DirectoryKey, EventRow, LoginState, NewAccount, NewEvent, Session, Store, StoreError,
 };
+
+mod log;
 
 /// Connections per store (per server process) unless told otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
@@ -123,6 +128,8 @@ const MIGRATIONS: &[&str] = &[
          cert              BYTEA  NOT NULL,
          published_at      BIGINT NOT NULL
      );"#,
+    // 3: the key directory's transparency log, and security events.
+    log::MIGRATION,
 ];
 
 /// The server's state in a PostgreSQL database shared by any number of server processes.
@@ -237,6 +244,14 @@ impl PostgresStore {
             )
             .await
             .map_err(pg)?;
+        }
+        if current < 3 {
+            // Keys published before the log existed get their entries now, stamped with
+            // the time of the migration.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+            log::backfill(&tx, now).await?;
         }
         tx.commit().await.map_err(pg)
     }
@@ -579,12 +594,13 @@ impl Store for PostgresStore {
                      SELECT user_name, $4, $5, $2, $2 FROM taken
                      ON CONFLICT (user_name, device_id)
                      DO UPDATE SET name = excluded.name, last_seen_at = excluded.last_seen_at
+                     RETURNING (xmax = 0) AS created
                  ), session AS (
                      INSERT INTO sessions (token_hash, user_name, device_id, created_at, expires_at)
                      SELECT $6, user_name, $4, $2, $7 FROM taken
                  )
-                 SELECT b.failed_logins, r.cloud_wrap, s.version, s.blob
-                 FROM before b, reset r, settings s
+                 SELECT b.failed_logins, r.cloud_wrap, s.version, s.blob, d.created
+                 FROM before b, reset r, settings s, device d
                  WHERE s.user_name = $3",
             )
             .await
@@ -613,6 +629,7 @@ impl Store for PostgresStore {
             cloud_wrap: row.try_get(1).map_err(pg)?,
             settings_version: row.try_get(2).map_err(pg)?,
             settings: row.try_get(3).map_err(pg)?,
+            new_device: row.try_get(4).map_err(pg)?,
         }))
     }
 
@@ -901,24 +918,31 @@ impl Store for PostgresStore {
         };
         let (address, cert): (String, Vec<u8>) =
             (row.try_get(0).map_err(pg)?, row.try_get(1).map_err(pg)?);
+        let time = u64::try_from(now).unwrap_or(0);
+        let log_index = log::append(&tx, &LogEntry::publish(&address, &cert, time)).await?;
         let publish = tx
             .prepare_cached(
-                "INSERT INTO directory_keys (address, user_name, cert, published_at)
-                 VALUES ($1, $2, $3, $4)
+                "INSERT INTO directory_keys (address, user_name, cert, published_at, log_index)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (address) DO UPDATE SET user_name = excluded.user_name,
-                     cert = excluded.cert, published_at = excluded.published_at",
+                     cert = excluded.cert, published_at = excluded.published_at,
+                     log_index = excluded.log_index",
             )
             .await
             .map_err(pg)?;
-        tx.execute(&publish, &[&address, &user, &cert, &now])
-            .await
-            .map_err(pg)?;
+        tx.execute(
+            &publish,
+            &[&address, &user, &cert, &now, &log::to_i64(log_index)?],
+        )
+        .await
+        .map_err(pg)?;
         tx.commit().await.map_err(pg)?;
         Ok(Some(DirectoryKey {
             address,
             user: user.to_owned(),
             cert,
             published_at: now,
+            log_index,
         }))
     }
 
@@ -926,8 +950,8 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT address, user_name, cert, published_at FROM directory_keys
-                 WHERE address = $1",
+                "SELECT address, user_name, cert, published_at, log_index FROM directory_keys
+                 WHERE address = $1 AND log_index >= 0",
             )
             .await
             .map_err(pg)?;
@@ -939,24 +963,41 @@ impl Store for PostgresStore {
             user: row.try_get(1).map_err(pg)?,
             cert: row.try_get(2).map_err(pg)?,
             published_at: row.try_get(3).map_err(pg)?,
+            log_index: u64::try_from(row.try_get::<_, i64>(4).map_err(pg)?).unwrap_or(0),
         }))
     }
 
-    async fn delete_directory_key(&self, user: &str, address: &str) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
+    async fn delete_directory_key(
+        &self,
+        user: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        let stmt = tx
             .prepare_cached("DELETE FROM directory_keys WHERE address = $1 AND user_name = $2")
             .await
             .map_err(pg)?;
-        Ok(client
-            .execute(&stmt, &[&address, &user])
-            .await
-            .map_err(pg)?
-            > 0)
+        let deleted = tx.execute(&stmt, &[&address, &user]).await.map_err(pg)? > 0;
+        if deleted {
+            let time = u64::try_from(now).unwrap_or(0);
+            log::append(&tx, &LogEntry::unpublish(address, time)).await?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(deleted)
     }
 
-    async fn prune(&self, now: i64) -> Result<(), StoreError> {
+    async fn prune(&self, now: i64, events_before: i64) -> Result<(), StoreError> {
         let client = self.client().await?;
+        let events = client
+            .prepare_cached("DELETE FROM security_events WHERE at < $1")
+            .await
+            .map_err(pg)?;
+        client
+            .execute(&events, &[&events_before])
+            .await
+            .map_err(pg)?;
         let sessions = client
             .prepare_cached("DELETE FROM sessions WHERE expires_at < $1")
             .await
@@ -973,5 +1014,65 @@ impl Store for PostgresStore {
             .map_err(pg)?;
         client.execute(&claims, &[&now]).await.map_err(pg)?;
         Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn count_sessions(&self, now: i64) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT count(*) FROM sessions WHERE expires_at >= $1")
+            .await
+            .map_err(pg)?;
+        client
+            .query_one(&stmt, &[&now])
+            .await
+            .map_err(pg)?
+            .try_get(0)
+            .map_err(pg)
+    }
+
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        log::size(&self.client().await?).await
+    }
+
+    async fn log_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        log::nodes(&self.client().await?, ids).await
+    }
+
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        log::entries(&self.client().await?, start, end).await
+    }
+
+    async fn put_log_head(&self, head: SignedHead) -> Result<SignedHead, StoreError> {
+        log::put_head(&self.client().await?, &head).await
+    }
+
+    async fn latest_log_head(&self) -> Result<Option<SignedHead>, StoreError> {
+        log::latest_head(&self.client().await?).await
+    }
+
+    async fn log_heads(&self, after: u64, limit: u64) -> Result<Vec<SignedHead>, StoreError> {
+        log::heads(&self.client().await?, after, limit).await
+    }
+
+    async fn add_event(&self, event: NewEvent, keep: i64) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg)?;
+        log::add_event(&tx, &event, keep).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn events(
+        &self,
+        user: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        log::events(&self.client().await?, user, after, limit).await
     }
 }

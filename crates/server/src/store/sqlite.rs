@@ -55,10 +55,15 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
 };
 
+use sealpost_transparency::tree::{Hash, NodeId};
+use sealpost_transparency::{LogEntry, SignedHead};
+
 use super::{
     Account, Charge, ClaimOutcome, CompletedLogin, Credentials, Device, DirectoryClaimRow,
-    DirectoryKey, LoginState, NewAccount, Session, Store, StoreError,
+    DirectoryKey, EventRow, LoginState, NewAccount, NewEvent, Session, Store, StoreError,
 };
+
+mod log;
 
 /// How long a statement waits for another connection's (or process's) write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -148,6 +153,8 @@ const MIGRATIONS: &[&str] = &[
          cert              BLOB    NOT NULL,
          published_at      INTEGER NOT NULL
      ) STRICT;",
+    // 4: the key directory's transparency log, and security events.
+    log::MIGRATION,
 ];
 
 /// The server's state in one SQLite file (the embedded, single-machine default).
@@ -570,6 +577,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for sql in MIGRATIONS.iter().skip(applied) {
         tx.execute_batch(sql).db_at("migrating")?;
     }
+    if applied < 4 {
+        // Keys published before the log existed get their entries now, stamped with the
+        // time of the migration.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        log::backfill(&tx, now)?;
+    }
     tx.pragma_update(None, "user_version", known)
         .db_at("migrating")?;
     tx.commit().db_at("migrating")
@@ -826,6 +841,11 @@ impl Store for SqliteStore {
                 .db()?
                 .execute(params![user])
                 .db()?;
+            let known_device = c
+                .prepare_cached("SELECT 1 FROM devices WHERE user_name = ?1 AND device_id = ?2")
+                .db()?
+                .exists(params![user, device_id])
+                .db()?;
             // The account exists (read above) and the device is signed in by this very
             // statement, so the session's foreign key holds without checking.
             c.prepare_cached(
@@ -861,6 +881,7 @@ impl Store for SqliteStore {
                 cloud_wrap,
                 settings_version,
                 settings,
+                new_device: !known_device,
             }))
         })
         .await
@@ -1168,20 +1189,30 @@ impl Store for SqliteStore {
             let Some((address, cert)) = taken else {
                 return Ok(None);
             };
+            let time = u64::try_from(now).unwrap_or(0);
+            let log_index = log::append(c, &LogEntry::publish(&address, &cert, time))?;
             c.prepare_cached(
-                "INSERT INTO directory_keys (address, user_name, cert, published_at)
-                 VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO directory_keys (address, user_name, cert, published_at, log_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (address) DO UPDATE SET user_name = excluded.user_name,
-                     cert = excluded.cert, published_at = excluded.published_at",
+                     cert = excluded.cert, published_at = excluded.published_at,
+                     log_index = excluded.log_index",
             )
             .db()?
-            .execute(params![address, user, cert, now])
+            .execute(params![
+                address,
+                user,
+                cert,
+                now,
+                i64::try_from(log_index).unwrap_or(i64::MAX)
+            ])
             .db()?;
             Ok(Some(DirectoryKey {
                 address,
                 user: user.clone(),
                 cert,
                 published_at: now,
+                log_index,
             }))
         })
         .await
@@ -1190,8 +1221,8 @@ impl Store for SqliteStore {
     async fn directory_key(&self, address: &str) -> Result<Option<DirectoryKey>, StoreError> {
         self.read(|c| {
             c.prepare_cached(
-                "SELECT address, user_name, cert, published_at FROM directory_keys
-                 WHERE address = ?1",
+                "SELECT address, user_name, cert, published_at, log_index FROM directory_keys
+                 WHERE address = ?1 AND log_index >= 0",
             )
             .db()?
             .query_row(params![address], |r| {
@@ -1200,6 +1231,7 @@ impl Store for SqliteStore {
                     user: r.get(1)?,
                     cert: r.get(2)?,
                     published_at: r.get(3)?,
+                    log_index: u64::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
                 })
             })
             .optional()
@@ -1208,7 +1240,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_directory_key(&self, user: &str, address: &str) -> Result<bool, StoreError> {
+    async fn delete_directory_key(
+        &self,
+        user: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let (user, address) = (user.to_owned(), address.to_owned());
         self.write(move |c| {
             let deleted = c
@@ -1216,13 +1253,21 @@ impl Store for SqliteStore {
                 .db()?
                 .execute(params![address, user])
                 .db()?;
+            if deleted > 0 {
+                let time = u64::try_from(now).unwrap_or(0);
+                log::append(c, &LogEntry::unpublish(&address, time))?;
+            }
             Ok(deleted > 0)
         })
         .await
     }
 
-    async fn prune(&self, now: i64) -> Result<(), StoreError> {
+    async fn prune(&self, now: i64, events_before: i64) -> Result<(), StoreError> {
         self.write(move |c| {
+            c.prepare_cached("DELETE FROM security_events WHERE at < ?1")
+                .db()?
+                .execute(params![events_before])
+                .db()?;
             c.prepare_cached("DELETE FROM sessions WHERE expires_at < ?1")
                 .db()?
                 .execute(params![now])
@@ -1238,5 +1283,63 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT 1")
+                .db()?
+                .query_row([], |r| r.get::<_, i64>(0))
+                .db()
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn count_sessions(&self, now: i64) -> Result<i64, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT count(*) FROM sessions WHERE expires_at >= ?1")
+                .db()?
+                .query_row(params![now], |r| r.get(0))
+                .db()
+        })
+        .await
+    }
+
+    async fn log_size(&self) -> Result<u64, StoreError> {
+        self.read(log::size).await
+    }
+
+    async fn log_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        self.read(|c| log::nodes(c, ids)).await
+    }
+
+    async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|c| log::entries(c, start, end)).await
+    }
+
+    async fn put_log_head(&self, head: SignedHead) -> Result<SignedHead, StoreError> {
+        self.write(move |c| log::put_head(c, &head)).await
+    }
+
+    async fn latest_log_head(&self) -> Result<Option<SignedHead>, StoreError> {
+        self.read(log::latest_head).await
+    }
+
+    async fn log_heads(&self, after: u64, limit: u64) -> Result<Vec<SignedHead>, StoreError> {
+        self.read(|c| log::heads(c, after, limit)).await
+    }
+
+    async fn add_event(&self, event: NewEvent, keep: i64) -> Result<(), StoreError> {
+        self.write(move |c| log::add_event(c, &event, keep)).await
+    }
+
+    async fn events(
+        &self,
+        user: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.read(|c| log::events(c, user, after, limit)).await
     }
 }

@@ -17,6 +17,7 @@ use sealpost_server::mailer::{Mailer, SmtpMailer, SmtpRelayConfig};
 use sealpost_testkit::dovecot::{Dovecot, TestUser};
 use sealpost_testkit::mailtls::TestCa;
 use sealpost_testkit::postfix::Postfix;
+use sealpost_transparency::wire;
 
 use crate::harness::{Answer, PW, PW2, Server, device};
 
@@ -167,6 +168,12 @@ fn a_key_is_published_only_when_its_mailed_token_comes_back_from_the_claimant() 
     };
     assert_eq!(published.address.as_str(), ALICE);
     assert_eq!(published.cert.0, cert);
+    // The answer proves the key is in the transparency log, under the log's key.
+    let info: proto::LogInfo =
+        crate::harness::send(server.request(Method::GET, "/v1/directory/log")).json();
+    let log_key = wire::log_key(&info).unwrap();
+    let verified = wire::verify_lookup(&published, &log_key, None).unwrap();
+    assert!(verified.entry.publishes(ALICE, &cert));
     // Anyone can look it up, by any spelling of the address.
     for spelling in [ALICE, "ALICE@sealpost.TEST"] {
         let found: proto::DirectoryEntry = lookup(&server, spelling).json();
@@ -191,6 +198,41 @@ fn a_key_is_published_only_when_its_mailed_token_comes_back_from_the_claimant() 
     );
     assert_eq!(removed.status, 204, "{}", removed.text());
     lookup(&server, ALICE).expect(404, "no_key");
+    // The removal is in the log: replayed from the head Alice's client kept, the new
+    // entries end with the removal of her address, and make the new signed head.
+    let page: proto::LogEntries = crate::harness::send(server.request(
+        Method::GET,
+        &format!(
+            "/v1/directory/log/entries?start={}",
+            verified.state.head().size()
+        ),
+    ))
+    .json();
+    let mut replay = wire::resume_replay(&page, Some(&verified.state)).unwrap();
+    let entries = wire::push_entries(&mut replay, &page).unwrap();
+    replay
+        .check(&wire::verified_head(&page.head, &log_key).unwrap())
+        .unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!(last.kind, sealpost_transparency::EntryKind::Unpublish);
+    assert_eq!(
+        last.address_hash,
+        sealpost_transparency::address_hash(ALICE)
+    );
+    // Alice's security activity shows both, with the address (sealed in the store).
+    let activity: proto::SecurityEvents = server.get("/v1/account/activity", &alice).json();
+    let kinds: Vec<_> = activity.events.iter().map(|e| e.kind).collect();
+    assert!(
+        kinds.ends_with(&[
+            proto::SecurityEventKind::KeyPublished,
+            proto::SecurityEventKind::KeyUnpublished
+        ]),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        activity.events.last().unwrap().detail.as_deref(),
+        Some(ALICE)
+    );
 }
 
 #[test]

@@ -115,11 +115,28 @@ impl Hsm for SwitchHsm {
         self.check()?;
         self.inner.oprf_hmac(message)
     }
+
+    fn log_sign(&self, message: &[u8]) -> Result<[u8; 64], HsmError> {
+        self.check()?;
+        self.inner.log_sign(message)
+    }
+
+    fn log_public_key(&self) -> Result<[u8; 32], HsmError> {
+        self.check()?;
+        self.inner.log_public_key()
+    }
+
+    fn check(&self) -> Result<(), HsmError> {
+        SwitchHsm::check(self)?;
+        self.inner.check()
+    }
 }
 
 /// The real router on a loopback port, over a SQLite file.
 pub(crate) struct Server {
     pub(crate) url: String,
+    /// The operations listener: `/metrics`, `/healthz`, `/readyz`.
+    pub(crate) ops_url: String,
     pub(crate) http: Client,
     pub(crate) db: PathBuf,
     /// Present when the test built the service itself (not through `config::app`).
@@ -213,9 +230,12 @@ impl Server {
             Some(mailer) => service.with_mailer(mailer),
             None => service,
         };
-        let url = serve(&rt, sealpost_server::routes::router(Arc::new(service)));
+        let service = Arc::new(service);
+        let url = serve(&rt, sealpost_server::routes::router(Arc::clone(&service)));
+        let ops_url = serve(&rt, sealpost_server::routes::ops_router(service));
         Ok(Self {
             url,
+            ops_url,
             http: http_client(),
             db: db.to_owned(),
             clock: Some(clock),
@@ -227,12 +247,14 @@ impl Server {
     /// A server exactly as `sealpost-server --config FILE` builds it.
     pub(crate) fn from_config(config: &Config, db: &Path) -> Result<Self, String> {
         let rt = runtime();
-        let router = rt
-            .block_on(config::app(config))
+        let service = rt
+            .block_on(config::service(config))
             .map_err(|e| format!("{e:#}"))?;
-        let url = serve(&rt, router);
+        let url = serve(&rt, sealpost_server::routes::router(Arc::clone(&service)));
+        let ops_url = serve(&rt, sealpost_server::routes::ops_router(service));
         Ok(Self {
             url,
+            ops_url,
             http: http_client(),
             db: db.to_owned(),
             clock: None,

@@ -24,7 +24,12 @@
 //!   ([`recovery_code`]);
 //! - the whole account lifecycle through a PKCS#11 token ([`pkcs11_lifecycle`]);
 //! - the key directory, with its proof mails through real Postfix and Dovecot
-//!   ([`directory`]).
+//!   ([`directory`]);
+//! - the directory's transparency log against a server that shows two histories, one
+//!   rolled back, and bad proofs and heads; a full replay audit ([`transparency`]);
+//! - each account's security activity, readable only by its sessions, sealed in the
+//!   store ([`activity`]);
+//! - the probes and metrics of the operations listener ([`ops`]).
 //!
 //! Tests that use SoftHSMv2 run their body in a child process
 //! (`sealpost_testkit::softhsm::in_child_process`); the name passed to it is the test's
@@ -42,13 +47,16 @@
 
 mod harness;
 
+mod activity;
 mod bad_input;
 mod directory;
 mod enumeration;
 mod failed_logins;
 mod hsm_down;
+mod ops;
 mod pkcs11_lifecycle;
 mod recovery_code;
 mod replays;
 mod sessions_and_devices;
 mod stolen_database;
+mod transparency;

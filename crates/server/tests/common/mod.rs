@@ -38,11 +38,20 @@ impl Drop for Process {
 impl Process {
     /// Starts the server with `args` (plus `--listen 127.0.0.1:0 --rate-per-second 0`)
     /// and `envs`, and waits (bounded) for its "listening" line.
+    #[allow(dead_code, reason = "the package test spawns its own command line")]
     pub fn start<A: AsRef<OsStr>>(args: &[A], envs: &[(&str, &str)]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sealpost-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost-server"));
+        command
             .args(args)
             .args(["--listen", "127.0.0.1:0", "--rate-per-second", "0"])
-            .envs(envs.iter().copied())
+            .envs(envs.iter().copied());
+        Self::spawn(command)
+    }
+
+    /// Starts `command` (a `sealpost-server` command line, perhaps wrapped) with standard
+    /// error captured, and waits (bounded) for its "listening" line.
+    pub fn spawn(mut command: Command) -> Self {
+        let child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -88,6 +97,28 @@ impl Process {
     #[allow(dead_code, reason = "not every test target searches the log")]
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// The last `n` log lines.
+    #[allow(dead_code, reason = "not every test target prints the log")]
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .rev()
+            .take(n)
+            .rev()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The value of the field `field` in the first log line that has it.
+    #[allow(dead_code, reason = "not every test target reads log fields")]
+    pub fn log_field(&self, field: &str) -> Option<String> {
+        self.log.lock().unwrap().iter().find_map(|line| {
+            let v: Value = serde_json::from_str(line).ok()?;
+            Some(v.get("fields")?.get(field)?.as_str()?.to_owned())
+        })
     }
 }
 
