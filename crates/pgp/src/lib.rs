@@ -7,46 +7,70 @@
 //!
 //! # Reading order
 //!
-//! - [`key`]: [`KeyPair`], one v4 certificate per user: a certification-only primary
-//!   key, a signing subkey and an encryption subkey, Cv25519 (GnuPG 2.2 and Thunderbird
-//!   read v4, not v6: STACK.md §1.3). It advertises SEIPDv1 only, and the sender is
-//!   always a recipient, so Sealpost always writes SEIPDv1 (with MDC); it reads SEIPDv2
-//!   (AEAD) too. It expires after [`key::KEY_VALIDITY`] and
-//!   [`KeyPair::renew_if_needed`] extends it inside [`key::RENEW_WINDOW`]. Secrets stay
-//!   unencrypted inside the certificate and leave it only as a wiping
-//!   [`sealpost_crypto::SecretVec`] ([`KeyPair::to_secret_bytes`]) for the vault, or
-//!   encrypted under a generated [`Passphrase`] ([`KeyPair::export_protected`]).
-//! - [`message`]: [`encrypt`] (to several recipients and to self, signed, never
-//!   compressed) and [`decrypt`], which returns plaintext only after the whole message
-//!   was read and checked; [`SignatureStatus`] and the rules behind it.
-//! - [`mime`]: [`encrypt_mail`] builds a complete RFC 5322 message (RFC 3156 PGP/MIME,
-//!   protected headers, Subject `...` outside); [`sign_mail`] builds a signed-only one
-//!   (RFC 3156 `multipart/signed`, the signed entity 7-bit and CRLF so it arrives byte for
-//!   byte, `transfer.rs`); [`open_mail`] reads any message.
+//! - [`key`]: [`KeyPair`], one v4 certificate per user (GnuPG 2.2 and Thunderbird read
+//!   v4, not v6: STACK.md §1.3), made by `key::new_cert` for the app and `sop` alike: a
+//!   certification-only Ed25519 primary key, an Ed25519 signing subkey, and two
+//!   encryption subkeys, X25519 and ML-KEM-768+X25519 (RFC 9980); it advertises SEIPDv1
+//!   and SEIPDv2. [`KeyPair::upgrade`] brings an older key to that profile;
+//!   [`KeyPair::renew_if_needed`] extends the expiry ([`key::KEY_VALIDITY`]) inside
+//!   [`key::RENEW_WINDOW`]. Secrets stay unencrypted inside the certificate and leave it
+//!   only as a wiping [`sealpost_crypto::SecretVec`] ([`KeyPair::to_secret_bytes`]) for
+//!   the vault, or encrypted under a generated [`Passphrase`]
+//!   ([`KeyPair::export_protected`]).
+//! - [`encrypt`](mod@encrypt): writing, for mail and `sop`: post-quantum keys only for a recipient
+//!   that has one, SEIPDv2 when every recipient advertises it, the strongest AES all
+//!   recipients accept, never compressed; [`encrypt()`] and [`sign_detached`].
+//! - [`message`]: **the one decrypt pipeline**, [`decrypt_with`] ([`decrypt`] for the
+//!   mail reader's keys), used by the mail reader and `sop` alike and counted by
+//!   [`decryptions`]; what a signature check found, and the mail rules that make a
+//!   [`SignatureStatus`].
+//! - [`verify`]: signatures outside encryption, detached ([`verify_detached`]) and
+//!   inline (cleartext-signed), with the same engine for mail and `sop`. `repair.rs`
+//!   reads signature packets and certificates as RFC 9580 asks (unknown versions
+//!   skipped, malformed unhashed issuer hints dropped).
+//! - [`mime`]: **the one message model** ([`OutgoingMail`], [`OpenedMail`]) and every
+//!   message Sealpost sends: [`encrypt_mail`] (RFC 3156 PGP/MIME, protected headers,
+//!   Subject `...` outside), [`sign_mail`] (RFC 3156 `multipart/signed`, the signed
+//!   entity 7-bit and CRLF so it arrives byte for byte, `transfer.rs`), [`plain_mail`].
+//!   `open.rs` reads any message: [`open_mail`].
+//! - [`html`]: what a person sees of mail HTML; the reader's text and the frame both
+//!   leave out what CSS hides.
 //! - [`autocrypt`]: the `Autocrypt:` header out and in.
-//! - [`quote`]: plain-text reply and forward quotes; an encrypted original cannot get a
-//!   plain reply.
+//! - [`quote`]: plain-text reply and forward quotes of the text a person saw; an
+//!   encrypted original cannot get a plain reply.
 //! - [`sop_support`]: what `sealpost sop` (the Stateless OpenPGP CLI) needs beyond mail:
-//!   any key, passwords, session keys, text and cleartext signatures, armor.
+//!   any key, passwords, session keys, text and cleartext signatures, armor, SOP's
+//!   verdicts. No engine of its own: it calls the modules above.
 //!
-//! # Safety rules (EFAIL, signature spoofing)
+//! # Safety rules (EFAIL, signature spoofing, covert content)
 //!
 //! - No plaintext without integrity protection: SED packets (no MDC) are refused before
 //!   any key is used; a failed MDC/AEAD check fails the whole message; nothing is
 //!   returned before end of data; plaintext is capped at [`OpenContext::max_plaintext`]
-//!   (decompressed bytes count, so a compression bomb stops there).
+//!   (decompressed bytes count, so a compression bomb stops there). One pipeline holds
+//!   these rules for mail and `sop`.
+//! - Unknown is skipped, as RFC 9580 says, never trusted: session-key packets and
+//!   signatures of unknown versions are passed over, so a message that also carries a
+//!   v6 or post-quantum recipient still opens; a known version that does not parse is
+//!   a bad signature.
 //! - Only the top of a message is decrypted or verified: the root MIME part, or the
-//!   single body of an old inline message. Encrypted or signed parts elsewhere are shown
-//!   as they are, never stitched with plain parts.
+//!   single body of an old inline message (encrypted, or cleartext-signed with nothing
+//!   around it). Encrypted or signed parts elsewhere are shown as they are, never
+//!   stitched with plain parts.
 //! - A signature counts only if it is the only one, covers the whole shown content, is
-//!   by a key valid and not revoked *now*, whose certificate binds every From address
-//!   shown (outer and protected). [`SignatureStatus::Verified`] also needs the caller to
-//!   have confirmed the certificate. File names and other metadata never change a status.
+//!   by a key valid and not revoked *now*, whose certificate binds the one From address
+//!   shown (outer and protected); several From headers, several addresses or none are
+//!   named in [`OpenedMail::sender_problem`] and never validly signed.
+//!   [`SignatureStatus::Verified`] also needs the caller to have confirmed the
+//!   certificate. File names and other metadata never change a status.
+//! - What is quoted is what was shown: with HTML, [`OpenedMail::text`] is the visible
+//!   text of the HTML ([`html::visible_text`]), so hidden text cannot be made to be
+//!   replied to, forwarded or signed.
 //! - No panic on hostile input. Sequoia 2.4.2 itself panics on some truncated SEIPDv1
-//!   packets (an `unwrap` of a short read in its parser); [`decrypt`] catches that and
-//!   reports [`DecryptFailure::Malformed`]. This relies on panics unwinding, which is
-//!   the workspace's setting: do not build Sealpost with `panic = "abort"` until the
-//!   upstream bug is fixed.
+//!   packets (an `unwrap` of a short read in its parser); [`decrypt_with`] catches that
+//!   and reports [`DecryptFailure::Malformed`]. This relies on panics unwinding, which
+//!   is the workspace's setting: do not build Sealpost with `panic = "abort"` until the
+//!   upstream bug is fixed. `fuzz/` runs both entry points (`scripts/fuzz.sh`).
 //!
 //! # Crypto backend
 //!
@@ -119,31 +143,39 @@
 mod armor;
 pub mod autocrypt;
 pub mod contact;
+pub mod encrypt;
 pub mod error;
+pub mod html;
 pub mod key;
 pub mod message;
 pub mod mime;
+mod open;
 pub mod passphrase;
 pub mod quote;
+mod repair;
 pub mod sop_support;
 mod transfer;
+pub mod verify;
 
 pub use autocrypt::{AutocryptKey, PreferEncrypt};
 pub use contact::contact_cert;
+pub use encrypt::{encrypt, sign_detached};
 pub use error::{DecryptFailure, PgpError};
 pub use key::KeyPair;
 pub use message::{
-    BadSignature, Decrypted, OpenContext, SignatureStatus, decrypt, decryptions, encrypt,
-    sign_detached, verify_detached,
+    BadSignature, Decrypted, OpenContext, Secrets, SessionKeyText, SignatureStatus, decrypt,
+    decrypt_with, decryptions,
 };
 pub use mime::{
     Attachment, EncryptionStatus, Mailbox, OpenedMail, OutgoingMail, PLACEHOLDER_SUBJECT,
-    encrypt_mail, open_mail, sign_mail,
+    SenderProblem, encrypt_mail, plain_mail, sign_mail,
 };
+pub use open::open_mail;
 pub use passphrase::Passphrase;
 pub use quote::{Protection, check_reply_protection, forward_quote, reply_quote};
 /// Re-exported so callers name the same certificate and fingerprint types.
 pub use sequoia_openpgp::{Cert, Fingerprint};
+pub use verify::verify_detached;
 
 use sequoia_openpgp::policy::StandardPolicy;
 

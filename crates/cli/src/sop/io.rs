@@ -81,6 +81,7 @@ impl From<SopError> for Failure {
             SopError::KeyIsProtected(_) => code::KEY_IS_PROTECTED,
             SopError::CannotDecrypt(_) => code::CANNOT_DECRYPT,
             SopError::ExpectedText => code::EXPECTED_TEXT,
+            SopError::TooLarge(_) => code::BAD_DATA,
             _ => code::FAILURE,
         };
         Self::new(code, e.to_string())
