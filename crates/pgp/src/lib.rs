@@ -172,7 +172,7 @@ pub use mime::{
 };
 pub use open::open_mail;
 pub use passphrase::Passphrase;
-pub use quote::{Protection, check_reply_protection, forward_quote, reply_quote};
+pub use quote::{Protection, check_reply_protection, forward_quote, reply_quote, reply_quote_html};
 /// Re-exported so callers name the same certificate and fingerprint types.
 pub use sequoia_openpgp::{Cert, Fingerprint};
 pub use verify::verify_detached;

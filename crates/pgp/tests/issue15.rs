@@ -615,4 +615,20 @@ fn css_hidden_text_is_neither_in_text_nor_in_a_quote() {
     let quote = sealpost_pgp::reply_quote(&opened, sealpost_pgp::Protection::Plain).unwrap();
     assert!(!quote.contains("1,000,000"), "{quote}");
     assert!(quote.contains("> Lunch on Friday?"));
+    let html = sealpost_pgp::reply_quote_html(&opened, sealpost_pgp::Protection::Plain).unwrap();
+    assert!(!html.contains("1,000,000"), "{html}");
+    assert!(
+        html.contains("<blockquote>Lunch on Friday?</blockquote>"),
+        "{html}"
+    );
+    assert!(
+        !sealpost_pgp::forward_quote(&opened, sealpost_pgp::Protection::Plain)
+            .unwrap()
+            .contains("1,000,000")
+    );
+    // Markup in the text is escaped, never passed through.
+    let mut tricky = opened.clone();
+    tricky.text = Some("<script>alert(1)</script> & \"x\"".into());
+    let html = sealpost_pgp::reply_quote_html(&tricky, sealpost_pgp::Protection::Plain).unwrap();
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot;"));
 }
