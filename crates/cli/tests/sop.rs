@@ -252,7 +252,7 @@ fn generate_extract_sign_verify() {
         ],
         b"line one\nline two\n",
     ));
-    assert_eq!(dir.read("micalg"), b"pgp-sha512");
+    assert_eq!(dir.read("micalg"), b"pgp-sha256");
     let sigs = dir.put("text.sig", &sigs);
     let out = String::from_utf8(ok(sop(
         &["verify", &sigs, &cert, &bin_cert],
@@ -559,7 +559,7 @@ fn indirect_parameters() {
         env,
     );
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert!(err(&o).contains("pgp-sha512"));
+    assert!(err(&o).contains("pgp-sha256"));
     fails(&sop(&["sign", &key], b"x"), 67);
 
     // An @ designator that is also the name of an existing file is ambiguous.

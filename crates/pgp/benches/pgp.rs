@@ -383,14 +383,16 @@ fn issue15(t: SystemTime, ticks: f64) {
         } else {
             ([bob_c.clone()], [alice_c.cert()])
         };
-        let ctx = OpenContext::new(&own, &known, now);
+        // Read now: gpg and sqop signed after `now` was taken.
+        let ctx = OpenContext::new(&own, &known, SystemTime::now());
         let from = vec!["alice@example.org".to_owned()];
         let d = decrypt(&ct, &ctx).unwrap();
         assert_eq!(d.plaintext, data);
-        assert!(matches!(
-            d.signature_status(&from, &ctx),
-            SignatureStatus::ValidUnconfirmed { .. }
-        ));
+        let status = d.signature_status(&from, &ctx);
+        assert!(
+            matches!(status, SignatureStatus::ValidUnconfirmed { .. }),
+            "{label}: {status:?}"
+        );
         drop(d);
         let ours = time_n(5, false, ticks, || {
             let d = decrypt(&ct, &ctx).unwrap();

@@ -44,8 +44,9 @@ use crate::message::{OpenContext, Secrets, SigCheck, decrypt_with};
 use crate::verify::{VerifyError, detached_checks, inline_checks};
 use crate::{DecryptFailure, POLICY, Passphrase};
 
-/// The hash algorithm of every signature made here, as a PGP/MIME `micalg` (RFC 3156).
-pub const MICALG: &str = "pgp-sha512";
+/// The hash algorithm of every signature made here ([`crate::encrypt::HASH_ALGO`]), as a
+/// PGP/MIME `micalg` (RFC 3156).
+pub const MICALG: &str = "pgp-sha256";
 
 /// Why a SOP operation failed. Each variant is one of the spec's failure modes.
 #[derive(Debug, thiserror::Error)]
