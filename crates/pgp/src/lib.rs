@@ -156,6 +156,7 @@ mod repair;
 pub mod sop_support;
 mod transfer;
 pub mod verify;
+mod wiped;
 
 pub use autocrypt::{AutocryptKey, PreferEncrypt};
 pub use contact::contact_cert;
@@ -176,6 +177,7 @@ pub use quote::{Protection, check_reply_protection, forward_quote, reply_quote, 
 /// Re-exported so callers name the same certificate and fingerprint types.
 pub use sequoia_openpgp::{Cert, Fingerprint};
 pub use verify::verify_detached;
+pub use wiped::WipedBytes;
 
 use sequoia_openpgp::policy::StandardPolicy;
 

@@ -40,7 +40,7 @@ use openpgp::parse::{PacketParser, PacketParserResult, Parse};
 use openpgp::types::{RevocationStatus, SignatureType, SymmetricAlgorithm};
 use openpgp::{Cert, Fingerprint, KeyHandle};
 
-use crate::{DecryptFailure, KeyPair, POLICY, Passphrase};
+use crate::{DecryptFailure, KeyPair, POLICY, Passphrase, WipedBytes};
 
 /// The default for [`OpenContext::max_plaintext`]: 64 MiB of plaintext per message. The
 /// mail reader and `sealpost sop` both use it.
@@ -258,8 +258,9 @@ impl SigCheck {
 /// Apply the sender rules with [`Decrypted::signature_status`].
 #[derive(Debug)]
 pub struct Decrypted {
-    /// The plaintext: the whole literal data, returned only after every check passed.
-    pub plaintext: Vec<u8>,
+    /// The plaintext: the whole literal data, returned only after every check passed;
+    /// wiped when dropped.
+    pub plaintext: WipedBytes,
     checks: Vec<SigCheck>,
     session_key: Option<SessionKeyText>,
 }
@@ -329,8 +330,7 @@ pub fn decrypt_with(
         locked: None,
     };
     // Uncompressed plaintext is smaller than its ciphertext: one allocation, usually.
-    let mut buffer: Zeroizing<Vec<u8>> =
-        Zeroizing::new(Vec::with_capacity(ciphertext.len().min(ctx.max_plaintext)));
+    let mut buffer = WipedBytes::with_capacity(ciphertext.len().min(ctx.max_plaintext));
     // Sequoia 2.4.2 panics on some truncated SEIPDv1 packets (`parse.rs`, an `unwrap` of
     // a short read after the session key worked). Hostile input must not crash the app:
     // the panic is caught here (the workspace's profiles unwind) and the half-filled
@@ -363,7 +363,7 @@ pub fn decrypt_with(
         return Err(DecryptFailure::NotEncrypted);
     }
     Ok(Decrypted {
-        plaintext: std::mem::take(&mut *buffer),
+        plaintext: std::mem::take(&mut *buffer).into(),
         checks: helper.checks,
         session_key: helper.session_key,
     })

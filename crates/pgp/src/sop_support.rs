@@ -20,7 +20,6 @@ use std::io::{Read, Write};
 use std::time::SystemTime;
 
 use sequoia_openpgp as openpgp;
-use zeroize::Zeroizing;
 
 use openpgp::armor;
 use openpgp::packet::{Packet, Signature};
@@ -42,7 +41,7 @@ pub use crate::message::SessionKeyText;
 use crate::encrypt::{Seal, classical_first, recipient_keys, seal, signer_stack};
 use crate::message::{OpenContext, Secrets, SigCheck, decrypt_with};
 use crate::verify::{VerifyError, detached_checks, inline_checks};
-use crate::{DecryptFailure, POLICY, Passphrase};
+use crate::{DecryptFailure, POLICY, Passphrase, WipedBytes};
 
 /// The hash algorithm of every signature made here ([`crate::encrypt::HASH_ALGO`]), as a
 /// PGP/MIME `micalg` (RFC 3156).
@@ -530,8 +529,8 @@ pub struct DecryptRequest<'a> {
 /// A decrypted message.
 #[derive(Debug)]
 pub struct SopDecrypted {
-    /// The whole plaintext, returned only after every check passed.
-    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The whole plaintext, returned only after every check passed; wiped when dropped.
+    pub plaintext: WipedBytes,
     /// The session key that worked.
     pub session_key: Option<SessionKeyText>,
     /// The valid signatures by `verify_with` certificates inside the window.
@@ -562,7 +561,7 @@ pub fn decrypt(ciphertext: &[u8], req: &DecryptRequest<'_>) -> Result<SopDecrypt
         other => SopError::CannotDecrypt(other),
     })?;
     let verifications = verifications(opened.checks(), &req.window);
-    let plaintext = Zeroizing::new(std::mem::take(&mut opened.plaintext));
+    let plaintext = std::mem::take(&mut opened.plaintext);
     Ok(SopDecrypted {
         plaintext,
         session_key: opened.take_session_key(),
