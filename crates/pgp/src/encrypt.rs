@@ -327,6 +327,23 @@ mod tests {
     }
 
     #[test]
+    fn ecdh_keys_whose_kdf_hash_is_shorter_than_the_wrapping_key_are_not_used() {
+        // Such a key cannot be encrypted to (RFC 9580 §13.5): skipping it turns
+        // Sequoia's late error (sop exit 1) into "cannot encrypt" (sop exit 17).
+        use openpgp::crypto::mpi::MPI;
+        use openpgp::types::Curve;
+        let ecdh = |hash| mpi::PublicKey::ECDH {
+            curve: Curve::Cv25519,
+            q: MPI::new(&[0x40; 33]),
+            hash,
+            sym: SymmetricAlgorithm::AES256,
+        };
+        assert!(!ecdh_parameters_usable(&ecdh(HashAlgorithm::SHA1)));
+        assert!(ecdh_parameters_usable(&ecdh(HashAlgorithm::SHA256)));
+        assert!(ecdh_parameters_usable(&ecdh(HashAlgorithm::SHA512)));
+    }
+
+    #[test]
     fn the_strongest_aes_every_recipient_accepts_is_chosen() {
         use SymmetricAlgorithm::*;
         let now = SystemTime::now();
