@@ -205,30 +205,7 @@ impl KeyPair {
 
         // The primary key: a new direct-key signature and a new binding for every User ID
         // (the primary User ID's binding is what readers consult first).
-        // As Sequoia does: start from the direct-key signature, or else from the primary
-        // User ID's binding (GnuPG makes no direct-key signature), minus what only
-        // belongs on a User ID binding.
-        let template = match primary.direct_key_signature() {
-            Ok(sig) => SignatureBuilder::from(sig.clone()),
-            Err(_) => {
-                let mut template = SignatureBuilder::from(primary.binding_signature().clone());
-                let area = template.hashed_area_mut();
-                for tag in [
-                    SubpacketTag::ExportableCertification,
-                    SubpacketTag::Revocable,
-                    SubpacketTag::TrustSignature,
-                    SubpacketTag::RegularExpression,
-                    SubpacketTag::PrimaryUserID,
-                    SubpacketTag::SignersUserID,
-                    SubpacketTag::ReasonForRevocation,
-                    SubpacketTag::SignatureTarget,
-                    SubpacketTag::EmbeddedSignature,
-                ] {
-                    area.remove_all(tag);
-                }
-                template
-            }
-        };
+        let template = direct_key_template(&primary);
         let direct = with_features(template.set_type(SignatureType::DirectKey))
             .and_then(|b| b.set_signature_creation_time(now))
             .and_then(|b| b.set_key_validity_period(period(primary.key().creation_time())))
@@ -249,37 +226,7 @@ impl KeyPair {
             sigs.push(sig.into());
         }
 
-        // Subkeys: signing-capable ones need a fresh back-signature made by the subkey.
-        for ka in vc.keys().subkeys().revoked(false) {
-            let mut builder = SignatureBuilder::from(ka.binding_signature().clone())
-                .set_signature_creation_time(now)
-                .and_then(|b| b.set_key_validity_period(period(ka.key().creation_time())))
-                .map_err(PgpError::openpgp)?;
-            if ka.for_signing() || ka.for_certification() || ka.for_authentication() {
-                let Ok(mut subkey_signer) = ka
-                    .key()
-                    .clone()
-                    .parts_into_secret()
-                    .and_then(|k| k.into_keypair())
-                else {
-                    // Without its secret the subkey cannot be re-bound; it will expire.
-                    continue;
-                };
-                let backsig = SignatureBuilder::new(SignatureType::PrimaryKeyBinding)
-                    .set_signature_creation_time(now)
-                    .and_then(|b| {
-                        b.sign_primary_key_binding(&mut subkey_signer, primary.key(), ka.key())
-                    })
-                    .map_err(PgpError::openpgp)?;
-                builder = builder
-                    .set_embedded_signature(backsig)
-                    .map_err(PgpError::openpgp)?;
-            }
-            let sig = builder
-                .sign_subkey_binding(&mut primary_signer, primary.key(), ka.key())
-                .map_err(PgpError::openpgp)?;
-            sigs.push(sig.into());
-        }
+        sigs.extend(subkey_bindings(&vc, &mut primary_signer, now, new_expiry)?);
 
         let (renewed, _) = self
             .tsk
@@ -463,6 +410,77 @@ impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyPair({}, [secrets redacted])", self.tsk.fingerprint())
     }
+}
+
+/// The template of a new direct-key signature, as Sequoia makes one: the current
+/// direct-key signature, or else the primary User ID's binding (GnuPG makes no
+/// direct-key signature), minus what only belongs on a User ID binding.
+fn direct_key_template(
+    primary: &ValidPrimaryKeyAmalgamation<'_, openpgp::packet::key::PublicParts>,
+) -> SignatureBuilder {
+    if let Ok(sig) = primary.direct_key_signature() {
+        return SignatureBuilder::from(sig.clone());
+    }
+    let mut template = SignatureBuilder::from(primary.binding_signature().clone());
+    let area = template.hashed_area_mut();
+    for tag in [
+        SubpacketTag::ExportableCertification,
+        SubpacketTag::Revocable,
+        SubpacketTag::TrustSignature,
+        SubpacketTag::RegularExpression,
+        SubpacketTag::PrimaryUserID,
+        SubpacketTag::SignersUserID,
+        SubpacketTag::ReasonForRevocation,
+        SubpacketTag::SignatureTarget,
+        SubpacketTag::EmbeddedSignature,
+    ] {
+        area.remove_all(tag);
+    }
+    template
+}
+
+/// New bindings dated `now` for every non-revoked subkey, valid until `new_expiry`.
+/// Signing-capable subkeys need a fresh back-signature made by the subkey; one without
+/// its secret cannot be re-bound and will expire.
+fn subkey_bindings(
+    vc: &ValidCert<'_>,
+    primary_signer: &mut openpgp::crypto::KeyPair,
+    now: SystemTime,
+    new_expiry: SystemTime,
+) -> Result<Vec<Packet>, PgpError> {
+    let primary = vc.primary_key();
+    let mut sigs = Vec::new();
+    for ka in vc.keys().subkeys().revoked(false) {
+        let period = new_expiry.duration_since(ka.key().creation_time()).ok();
+        let mut builder = SignatureBuilder::from(ka.binding_signature().clone())
+            .set_signature_creation_time(now)
+            .and_then(|b| b.set_key_validity_period(period))
+            .map_err(PgpError::openpgp)?;
+        if ka.for_signing() || ka.for_certification() || ka.for_authentication() {
+            let Ok(mut subkey_signer) = ka
+                .key()
+                .clone()
+                .parts_into_secret()
+                .and_then(|k| k.into_keypair())
+            else {
+                continue;
+            };
+            let backsig = SignatureBuilder::new(SignatureType::PrimaryKeyBinding)
+                .set_signature_creation_time(now)
+                .and_then(|b| {
+                    b.sign_primary_key_binding(&mut subkey_signer, primary.key(), ka.key())
+                })
+                .map_err(PgpError::openpgp)?;
+            builder = builder
+                .set_embedded_signature(backsig)
+                .map_err(PgpError::openpgp)?;
+        }
+        let sig = builder
+            .sign_subkey_binding(primary_signer, primary.key(), ka.key())
+            .map_err(PgpError::openpgp)?;
+        sigs.push(sig.into());
+    }
+    Ok(sigs)
 }
 
 /// How every new key is made, for the app ([`KeyPair::generate`]) and `sop
