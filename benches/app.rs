@@ -68,15 +68,22 @@ fn profile(dir: &Path, n: usize) {
     let mut batch = Vec::new();
     for i in 0..n {
         batch.push(
-            sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-                from: ("Sender".into(), format!("sender{}@example.org", i % 300)),
-                to: vec!["bench@sealpost.test".into()],
-                subject: format!("Message number {i} about the quarterly plans"),
-                text: format!("Body of message {i}. Nothing else to see here."),
-                message_id: format!("app-bench-{i}@sealpost.test"),
-                date: 1_600_000_000 + (i as i64) * 60,
-                ..Default::default()
-            })
+            sealpost_pgp::plain_mail(
+                &sealpost_pgp::OutgoingMail {
+                    from: sealpost_pgp::Mailbox::new(
+                        "Sender",
+                        format!("sender{}@example.org", i % 300),
+                    ),
+                    to: vec![sealpost_pgp::Mailbox::address("bench@sealpost.test")],
+                    subject: format!("Message number {i} about the quarterly plans"),
+                    text: format!("Body of message {i}. Nothing else to see here."),
+                    message_id: format!("app-bench-{i}@sealpost.test"),
+                    date: 1_600_000_000 + (i as i64) * 60,
+                    ..Default::default()
+                },
+                None,
+                std::time::SystemTime::now(),
+            )
             .unwrap(),
         );
         if batch.len() == 1000 || i + 1 == n {

@@ -34,6 +34,10 @@ fi
 step "Rust doc tests"
 cargo test --workspace --doc --locked
 
+step "OpenPGP interoperability matrix (sealpost sop against sqop, gosop, pgpainless-cli, gpg, rsop)"
+bash scripts/interop-deps.sh
+bash scripts/interop-matrix.sh
+
 step "UI tests (Vitest)"
 (cd ui && npm test --silent)
 

@@ -207,9 +207,10 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
     // HTML mail from another client: its inline styles apply inside the frame (served from
     // the app's sealpost-mail: scheme with a policy of its own), its script does not run,
     // its tracking pixel is blocked, and the frame never reaches the app.
-    let html = sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-        from: ("Carol".into(), "carol@example.org".into()),
-        to: vec![bob_mail.address.clone()],
+    let html = sealpost_pgp::plain_mail(
+        &sealpost_pgp::OutgoingMail {
+        from: sealpost_pgp::Mailbox::new("Carol", "carol@example.org"),
+        to: vec![sealpost_pgp::Mailbox::address(bob_mail.address.clone())],
         subject: "Styled newsletter".into(),
         text: "The plain part.".into(),
         html: Some(
@@ -222,7 +223,10 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         message_id: "styled-1@example.org".into(),
         date: 1_700_000_000,
         ..Default::default()
-    })
+    },
+        None,
+        std::time::SystemTime::now(),
+    )
     .unwrap();
     stack.deliver(&bob_mail.address, &html).unwrap();
     bob.click("[data-testid=mailbox]");

@@ -112,15 +112,22 @@ fn main() {
         if i % (n / 10).max(1) == 7 {
             text.push("zanzibarite");
         }
-        let raw = sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-            from: ("Sender".into(), format!("sender{}@example.org", i % 500)),
-            to: vec!["bench@sealpost.test".into()],
-            subject: format!("{} {} {}", words[rng.rank(2000)], words[rng.rank(2000)], i),
-            text: text.join(" "),
-            message_id: format!("search-{i}@sealpost.test"),
-            date: 1_600_000_000 + (i as i64) * 600,
-            ..Default::default()
-        })
+        let raw = sealpost_pgp::plain_mail(
+            &sealpost_pgp::OutgoingMail {
+                from: sealpost_pgp::Mailbox::new(
+                    "Sender",
+                    format!("sender{}@example.org", i % 500),
+                ),
+                to: vec![sealpost_pgp::Mailbox::address("bench@sealpost.test")],
+                subject: format!("{} {} {}", words[rng.rank(2000)], words[rng.rank(2000)], i),
+                text: text.join(" "),
+                message_id: format!("search-{i}@sealpost.test"),
+                date: 1_600_000_000 + (i as i64) * 600,
+                ..Default::default()
+            },
+            None,
+            std::time::SystemTime::now(),
+        )
         .unwrap();
         batch.push(raw);
         if batch.len() == 1000 || i + 1 == n {

@@ -65,15 +65,19 @@ fn main() {
     let mut bytes = 0;
     let messages: Vec<Vec<u8>> = (0..n)
         .map(|i| {
-            let raw = sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-                from: ("Bench".into(), USER.into()),
-                to: vec![USER.into()],
-                subject: format!("message {i}"),
-                text: format!("{i}: {}\r\n", "lorem ipsum dolor sit amet ".repeat(150)),
-                message_id: format!("bench-{i}@sealpost.test"),
-                date: 1_700_000_000 + i as i64,
-                ..Default::default()
-            })
+            let raw = sealpost_pgp::plain_mail(
+                &sealpost_pgp::OutgoingMail {
+                    from: sealpost_pgp::Mailbox::new("Bench", USER),
+                    to: vec![sealpost_pgp::Mailbox::address(USER)],
+                    subject: format!("message {i}"),
+                    text: format!("{i}: {}\r\n", "lorem ipsum dolor sit amet ".repeat(150)),
+                    message_id: format!("bench-{i}@sealpost.test"),
+                    date: 1_700_000_000 + i as i64,
+                    ..Default::default()
+                },
+                None,
+                std::time::SystemTime::now(),
+            )
             .unwrap();
             bytes += raw.len();
             raw

@@ -116,15 +116,22 @@ fn main() {
         let mut batch = Vec::new();
         for i in 0..N {
             batch.push(
-                sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-                    from: ("Sender".into(), format!("sender{}@example.org", i % 300)),
-                    to: vec!["bench@sealpost.test".into()],
-                    subject: format!("Message number {i} about the quarterly plans"),
-                    text: format!("Body of message {i}. Nothing else to see here."),
-                    message_id: format!("resp-bench-{i}@sealpost.test"),
-                    date: 1_600_000_000 + (i as i64) * 60,
-                    ..Default::default()
-                })
+                sealpost_pgp::plain_mail(
+                    &sealpost_pgp::OutgoingMail {
+                        from: sealpost_pgp::Mailbox::new(
+                            "Sender",
+                            format!("sender{}@example.org", i % 300),
+                        ),
+                        to: vec![sealpost_pgp::Mailbox::address("bench@sealpost.test")],
+                        subject: format!("Message number {i} about the quarterly plans"),
+                        text: format!("Body of message {i}. Nothing else to see here."),
+                        message_id: format!("resp-bench-{i}@sealpost.test"),
+                        date: 1_600_000_000 + (i as i64) * 60,
+                        ..Default::default()
+                    },
+                    None,
+                    std::time::SystemTime::now(),
+                )
                 .unwrap(),
             );
             if batch.len() == 1000 {
@@ -138,10 +145,8 @@ fn main() {
             let mail = sealpost_pgp::OutgoingMail {
                 from: sealpost_pgp::Mailbox::new("Bench", "bench@sealpost.test"),
                 to: vec![sealpost_pgp::Mailbox::new("Bench", "bench@sealpost.test")],
-                cc: vec![],
                 subject: "Encrypted".into(),
                 text,
-                html: None,
                 attachments: if att.is_empty() {
                     vec![]
                 } else {
@@ -153,8 +158,7 @@ fn main() {
                 },
                 date: 1_700_000_000,
                 message_id: id.into(),
-                in_reply_to: None,
-                autocrypt: None,
+                ..Default::default()
             };
             sealpost_pgp::encrypt_mail(&mail, &key, &[], now).unwrap()
         };

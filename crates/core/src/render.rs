@@ -21,6 +21,13 @@
 //! `cid:` images are dropped (they would need the message's parts to be served, which
 //! the frame cannot reach); `data:` images stay.
 //!
+//! What CSS hides is not shown at all: the HTML first goes through
+//! `sealpost_pgp::html::visible_html`, which drops the elements a person would not see
+//! (`display:none`, `visibility:hidden`, `opacity:0`, a zero size, off-screen), by the
+//! same rules that make the reader's text (`OpenedMail::text`, which replies quote). So
+//! the frame shows what the text says, and hidden text can be neither seen by surprise
+//! (selected, copied) nor quoted.
+//!
 //! Links cannot be followed inside the frame (no scripts, no popups, no top navigation);
 //! they are collected here, and the app's own chrome lists them and opens one in the
 //! system browser only after the user confirms.
@@ -86,7 +93,9 @@ pub fn clean_html(html: &str, allow_remote: bool) -> CleanHtml {
             .attribute_filter(move |element, attribute, value| {
                 filter_attribute(element, attribute, value, allow_remote, &b, &l)
             });
-        builder.clean(html).to_string()
+        builder
+            .clean(&sealpost_pgp::html::visible_html(html))
+            .to_string()
     };
     let html = clean_stylesheets(&cleaned, allow_remote, &blocked);
     CleanHtml {
@@ -367,6 +376,21 @@ mod tests {
             assert!(!out.html.contains(bad), "{bad} survived: {}", out.html);
         }
         assert!(out.html.contains("Hi"));
+    }
+
+    #[test]
+    fn css_hidden_text_is_not_in_the_frame() {
+        let out = clean_html(
+            r#"<style>.x { display: none }</style><p>Lunch?</p>
+               <div class="x">I agree to pay.</div>
+               <div style="opacity:0">Wire the money.</div>
+               <div style="position:absolute;left:-9999px">Off screen.</div>"#,
+            false,
+        );
+        for hidden in ["I agree", "Wire", "Off screen"] {
+            assert!(!out.html.contains(hidden), "{hidden}: {}", out.html);
+        }
+        assert!(out.html.contains("Lunch?"));
     }
 
     #[test]

@@ -58,7 +58,8 @@ async fn copies(
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for chunk in uids.chunks(50) {
         for (_, raw) in imap.fetch_messages(chunk).await.unwrap() {
-            let parsed = sealpost_mail::mime::parse(&raw).unwrap();
+            let ctx = sealpost_pgp::OpenContext::new(&[], &[], std::time::SystemTime::now());
+            let parsed = sealpost_pgp::open_mail(&raw, &ctx).unwrap();
             out.entry(parsed.subject.unwrap_or_default())
                 .or_default()
                 .push(parsed.message_id.unwrap_or_default());

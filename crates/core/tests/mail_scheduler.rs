@@ -84,15 +84,19 @@ async fn bob_sends(servers: &Servers, subject: &str) {
     let postfix = servers.postfix.as_ref().unwrap();
     let mut config = SmtpConfig::new(Server::tls("localhost", postfix.submissions_port()));
     config.tls = TlsPolicy::new().with_extra_root(servers.ca.cert_der());
-    let raw = sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-        from: (String::new(), BOB.into()),
-        to: vec![ALICE.into()],
-        subject: subject.into(),
-        text: "fresh\r\n".into(),
-        message_id: format!("{}@bob.sealpost.test", subject.replace(' ', "-")),
-        date: 1_700_000_000,
-        ..Default::default()
-    })
+    let raw = sealpost_pgp::plain_mail(
+        &sealpost_pgp::OutgoingMail {
+            from: sealpost_pgp::Mailbox::address(BOB),
+            to: vec![sealpost_pgp::Mailbox::address(ALICE)],
+            subject: subject.into(),
+            text: "fresh\r\n".into(),
+            message_id: format!("{}@bob.sealpost.test", subject.replace(' ', "-")),
+            date: 1_700_000_000,
+            ..Default::default()
+        },
+        None,
+        std::time::SystemTime::now(),
+    )
     .unwrap();
     smtp::send(
         &config,

@@ -285,15 +285,19 @@ async fn flags_moves_expunges_uidvalidity_and_unreadable_mail() {
     let acc = add(&mb, &servers, ALICE, ALICE_MAIL_PW);
 
     let mut direct = servers.imap(ALICE, ALICE_MAIL_PW).await;
-    let good = sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-        from: (String::new(), BOB.into()),
-        to: vec![ALICE.into()],
-        subject: "quarterly report".into(),
-        text: "numbers\r\n".into(),
-        message_id: "report-1@sealpost.test".into(),
-        date: 1_700_000_000,
-        ..Default::default()
-    })
+    let good = sealpost_pgp::plain_mail(
+        &sealpost_pgp::OutgoingMail {
+            from: sealpost_pgp::Mailbox::address(BOB),
+            to: vec![sealpost_pgp::Mailbox::address(ALICE)],
+            subject: "quarterly report".into(),
+            text: "numbers\r\n".into(),
+            message_id: "report-1@sealpost.test".into(),
+            date: 1_700_000_000,
+            ..Default::default()
+        },
+        None,
+        std::time::SystemTime::now(),
+    )
     .unwrap();
     let garbage = b"this is not mail, there is no header here\r\n\r\n\x01\x02 junk\r\n".to_vec();
     direct.append("INBOX", &[], &good).await.unwrap();
@@ -385,15 +389,19 @@ async fn flags_moves_expunges_uidvalidity_and_unreadable_mail() {
     direct.select("INBOX").await.unwrap();
     direct.delete_folder("Work").await.unwrap();
     direct.create_folder("Work").await.unwrap();
-    let other = sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-        from: (String::new(), BOB.into()),
-        to: vec![ALICE.into()],
-        subject: "second life".into(),
-        text: "new\r\n".into(),
-        message_id: "second@sealpost.test".into(),
-        date: 1_700_000_100,
-        ..Default::default()
-    })
+    let other = sealpost_pgp::plain_mail(
+        &sealpost_pgp::OutgoingMail {
+            from: sealpost_pgp::Mailbox::address(BOB),
+            to: vec![sealpost_pgp::Mailbox::address(ALICE)],
+            subject: "second life".into(),
+            text: "new\r\n".into(),
+            message_id: "second@sealpost.test".into(),
+            date: 1_700_000_100,
+            ..Default::default()
+        },
+        None,
+        std::time::SystemTime::now(),
+    )
     .unwrap();
     direct.append("Work", &[], &other).await.unwrap();
     let report = mb.sync(&acc, &clock).await.unwrap();

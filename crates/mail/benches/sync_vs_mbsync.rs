@@ -18,8 +18,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sealpost_mail::mime::{Draft, build};
 use sealpost_mail::{Credentials, ImapConfig, ImapSession, Server, SyncState, TlsPolicy};
+use sealpost_pgp::{Mailbox, OutgoingMail, plain_mail};
 use sealpost_testkit::dovecot::{Dovecot, TestUser};
 use sealpost_testkit::mailtls::TestCa;
 
@@ -53,16 +53,16 @@ fn main() {
         let mut imap = ImapSession::connect(&config, &creds).await.unwrap();
         let mut total = 0;
         for i in 0..n {
-            let raw = build(&Draft {
-                from: ("Bench".into(), USER.into()),
-                to: vec![USER.into()],
+            let mail = OutgoingMail {
+                from: Mailbox::new("Bench", USER),
+                to: vec![Mailbox::address(USER)],
                 subject: format!("message {i}"),
                 text: format!("{i}: {}\r\n", "lorem ipsum dolor sit amet ".repeat(150)),
                 message_id: format!("bench-{i}@sealpost.test"),
                 date: 1_700_000_000 + i as i64,
-                ..Draft::default()
-            })
-            .unwrap();
+                ..OutgoingMail::default()
+            };
+            let raw = plain_mail(&mail, None, std::time::SystemTime::now()).unwrap();
             total += raw.len();
             imap.append("INBOX", &[], &raw).await.unwrap();
         }

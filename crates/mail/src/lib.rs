@@ -1,5 +1,6 @@
 //! Sealpost's mail transport. It knows bytes, not keys: messages arrive and leave as
-//! RFC 5322 bytes; encryption happens elsewhere (`sealpost-crypto`, `sealpost-core`).
+//! RFC 5322 bytes; encryption happens elsewhere (`sealpost-crypto`, `sealpost-core`),
+//! and the one message model (building and reading mail) is `sealpost-pgp`'s.
 //!
 //! What it is not: no storage (the caller keeps [`SyncState`], messages and tokens,
 //! encrypted), no OpenPGP, no HTML sanitising, no retry policy. Every call takes its
@@ -18,7 +19,6 @@
 //!   XOAUTH2, OAUTHBEARER.
 //! - [`oauth`]: OAuth2 authorization code + PKCE with a loopback redirect, refresh,
 //!   presets (Gmail, Microsoft 365) and OpenID discovery.
-//! - [`mime`]: building and reading messages with mail-builder and mail-parser.
 //! - [`autoconfig`]: account setup from the address (ISP database format, then
 //!   well-known guesses) and a connection test that explains failures in words.
 //! - [`secret`]: passwords and tokens that wipe themselves and never print.
@@ -27,8 +27,8 @@
 //!
 //! # Tests
 //!
-//! Scripted bytes where the protocol logic is pure (`bounded`, `autoconfig` parsing,
-//! `mime`), and real servers on loopback for the rest (`tests/`): Dovecot and Postfix
+//! Scripted bytes where the protocol logic is pure (`bounded`, `autoconfig` parsing),
+//! and real servers on loopback for the rest (`tests/`): Dovecot and Postfix
 //! from `sealpost-testkit`, an OpenID provider (npm `oidc-provider`), small hostile
 //! TLS servers written in the tests, a STARTTLS-stripping proxy, an HTTPS autoconfig
 //! server. `benches/sync_vs_mbsync.rs` compares a folder sync with isync's `mbsync`.
@@ -54,7 +54,6 @@ pub mod autoconfig;
 pub mod bounded;
 pub mod error;
 pub mod imap;
-pub mod mime;
 pub mod net;
 pub mod oauth;
 pub mod secret;

@@ -93,6 +93,12 @@ pub enum DecryptFailure {
     /// None of our secret keys can decrypt the session key.
     #[error("no secret key for this message")]
     NoMatchingKey,
+    /// The only secret keys the message is addressed to are locked by a password.
+    #[error("the secret key {fingerprint} is locked")]
+    KeyLocked {
+        /// The locked key's certificate.
+        fingerprint: String,
+    },
     /// The plaintext is larger than the limit (this also stops decompression bombs).
     #[error("the decrypted message is larger than {limit} bytes")]
     TooLarge {

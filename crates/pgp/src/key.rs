@@ -12,12 +12,16 @@ use sealpost_crypto::SecretVec;
 use sequoia_openpgp as openpgp;
 
 use openpgp::cert::prelude::*;
+use openpgp::crypto::Password;
 use openpgp::packet::signature::SignatureBuilder;
 use openpgp::packet::signature::subpacket::SubpacketTag;
 use openpgp::packet::{Packet, UserID};
 use openpgp::parse::Parse;
 use openpgp::serialize::{Serialize, SerializeInto};
-use openpgp::types::{Features, KeyFlags, RevocationStatus, SignatureType};
+use openpgp::types::{
+    Features, KeyFlags, PublicKeyAlgorithm, PublicKeyAlgorithmSpecification, RevocationStatus,
+    SignatureType,
+};
 use openpgp::{Cert, Fingerprint, Profile};
 
 use crate::{POLICY, Passphrase, PgpError};
@@ -29,8 +33,9 @@ pub const KEY_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
 pub const RENEW_WINDOW: Duration = Duration::from_secs(60 * 24 * 3600);
 
 /// The user's OpenPGP key pair: a certification-only primary key, a signing subkey and
-/// an encryption subkey, all secret parts held unencrypted in memory (Sequoia keeps
-/// them in its own wiping, encrypted-in-memory type).
+/// encryption subkeys (X25519, and ML-KEM-768+X25519 on keys made or renewed since
+/// post-quantum encryption came), all secret parts held unencrypted in memory (Sequoia
+/// keeps them in its own wiping, encrypted-in-memory type).
 #[derive(Clone)]
 pub struct KeyPair {
     /// Invariant: a TSK whose signing and encryption keys have unencrypted secrets.
@@ -39,32 +44,12 @@ pub struct KeyPair {
 
 impl KeyPair {
     /// Makes a new key for `name` and `addresses` (the first becomes the primary User
-    /// ID), created at `now`, valid for [`KEY_VALIDITY`]. v4 Cv25519 keys, so GnuPG 2.2
-    /// and Thunderbird read them (STACK.md §1.3).
+    /// ID), created at `now`, valid for [`KEY_VALIDITY`], as `new_cert` makes keys.
     pub fn generate(name: &str, addresses: &[&str], now: SystemTime) -> Result<Self, PgpError> {
         if addresses.is_empty() {
             return Err(PgpError::NoAddress);
         }
-        let mut builder = CertBuilder::new()
-            .set_profile(Profile::RFC4880)
-            .map_err(PgpError::openpgp)?
-            .set_cipher_suite(CipherSuite::Cv25519)
-            .set_creation_time(now)
-            .set_validity_period(Some(KEY_VALIDITY))
-            // Advertise SEIPDv1 only: Sequoia would also advertise SEIPDv2, and then mail
-            // between two Sealpost users would use v6 PKESKs and SEIPDv2, which GnuPG 2.2
-            // (and so a key exported to it) cannot read. SEIPDv2 is still *read*.
-            .set_features(Features::empty().set_seipdv1())
-            .map_err(PgpError::openpgp)?
-            .set_primary_key_flags(KeyFlags::empty().set_certification())
-            .add_signing_subkey()
-            .add_subkey(
-                KeyFlags::empty()
-                    .set_transport_encryption()
-                    .set_storage_encryption(),
-                None,
-                None,
-            );
+        let mut userids = Vec::with_capacity(addresses.len());
         for address in addresses {
             let name = if name.trim().is_empty() {
                 None
@@ -77,11 +62,9 @@ impl KeyPair {
             if uid.email_normalized().ok().flatten().is_none() {
                 return Err(PgpError::InvalidAddress((*address).to_owned()));
             }
-            builder = builder.add_userid(uid);
+            userids.push(uid);
         }
-        // The revocation certificate is not kept: the primary secret is, so the app can
-        // make one whenever the user asks.
-        let (tsk, _revocation) = builder.generate().map_err(PgpError::openpgp)?;
+        let tsk = new_cert(userids, None, true, now).map_err(PgpError::openpgp)?;
         Self::checked(tsk, now)
     }
 
@@ -161,7 +144,58 @@ impl KeyPair {
         if !due {
             return Ok(false);
         }
-        let new_expiry = now + KEY_VALIDITY;
+        self.resign(now, now + KEY_VALIDITY, None)?;
+        Ok(true)
+    }
+
+    /// Brings a key made before post-quantum encryption to the profile of new keys
+    /// (`new_cert`): an ML-KEM-768+X25519 encryption subkey beside the X25519 one, and
+    /// SEIPDv2 advertised, keeping the key's expiry. Returns whether it changed anything.
+    /// Meant for the user's own Sealpost key, at its renewal; the updated certificate
+    /// must be stored and published (the directory, Autocrypt) like a renewed one.
+    ///
+    /// Not for a key its owner also uses in GnuPG 2.2: GnuPG 2.2 cannot decrypt with a
+    /// key whose certificate carries an ML-KEM subkey (its key lookup fails on the
+    /// unknown algorithm), nor read SEIPDv2 (`tests/gnupg_interop.rs`).
+    pub fn upgrade(&mut self, now: SystemTime) -> Result<bool, PgpError> {
+        let advertises_v2 = {
+            use openpgp::cert::Preferences;
+            let vc = self
+                .tsk
+                .with_policy(&POLICY, now)
+                .map_err(PgpError::openpgp)?;
+            vc.primary_userid()
+                .ok()
+                .and_then(|u| u.features())
+                .is_some_and(|f| f.supports_seipdv2())
+        };
+        if advertises_v2 && self.has_post_quantum(now) {
+            return Ok(false);
+        }
+        let expiry = self.expiration(now)?.unwrap_or(now + KEY_VALIDITY);
+        if !advertises_v2 {
+            self.resign(now, expiry, Some(features()))?;
+        }
+        self.add_post_quantum_subkey(now, expiry)?;
+        Ok(true)
+    }
+
+    /// New self-signatures dated `now` for the primary key, every User ID and every
+    /// subkey, all valid until `new_expiry`, advertising `features` when given.
+    fn resign(
+        &mut self,
+        now: SystemTime,
+        new_expiry: SystemTime,
+        features: Option<Features>,
+    ) -> Result<(), PgpError> {
+        let vc = self
+            .tsk
+            .with_policy(&POLICY, now)
+            .map_err(PgpError::openpgp)?;
+        let with_features = |b: SignatureBuilder| match &features {
+            Some(f) => b.set_features(f.clone()),
+            None => Ok(b),
+        };
         let mut primary_signer = vc
             .primary_key()
             .key()
@@ -176,33 +210,9 @@ impl KeyPair {
 
         // The primary key: a new direct-key signature and a new binding for every User ID
         // (the primary User ID's binding is what readers consult first).
-        // As Sequoia does: start from the direct-key signature, or else from the primary
-        // User ID's binding (GnuPG makes no direct-key signature), minus what only
-        // belongs on a User ID binding.
-        let template = match primary.direct_key_signature() {
-            Ok(sig) => SignatureBuilder::from(sig.clone()),
-            Err(_) => {
-                let mut template = SignatureBuilder::from(primary.binding_signature().clone());
-                let area = template.hashed_area_mut();
-                for tag in [
-                    SubpacketTag::ExportableCertification,
-                    SubpacketTag::Revocable,
-                    SubpacketTag::TrustSignature,
-                    SubpacketTag::RegularExpression,
-                    SubpacketTag::PrimaryUserID,
-                    SubpacketTag::SignersUserID,
-                    SubpacketTag::ReasonForRevocation,
-                    SubpacketTag::SignatureTarget,
-                    SubpacketTag::EmbeddedSignature,
-                ] {
-                    area.remove_all(tag);
-                }
-                template
-            }
-        };
-        let direct = template
-            .set_type(SignatureType::DirectKey)
-            .set_signature_creation_time(now)
+        let template = direct_key_template(&primary);
+        let direct = with_features(template.set_type(SignatureType::DirectKey))
+            .and_then(|b| b.set_signature_creation_time(now))
             .and_then(|b| b.set_key_validity_period(period(primary.key().creation_time())))
             .and_then(|b| b.sign_direct_key(&mut primary_signer, None))
             .map_err(PgpError::openpgp)?;
@@ -210,8 +220,8 @@ impl KeyPair {
         let primary_uid = vc.primary_userid().ok().map(|u| u.userid().clone());
         for ua in vc.userids().revoked(false) {
             let is_primary = primary_uid.as_ref() == Some(ua.userid());
-            let sig = SignatureBuilder::from(ua.binding_signature().clone())
-                .set_signature_creation_time(now)
+            let sig = with_features(SignatureBuilder::from(ua.binding_signature().clone()))
+                .and_then(|b| b.set_signature_creation_time(now))
                 .and_then(|b| b.set_key_validity_period(period(primary.key().creation_time())))
                 .and_then(|b| b.set_primary_userid(is_primary))
                 .and_then(|b| {
@@ -221,37 +231,7 @@ impl KeyPair {
             sigs.push(sig.into());
         }
 
-        // Subkeys: signing-capable ones need a fresh back-signature made by the subkey.
-        for ka in vc.keys().subkeys().revoked(false) {
-            let mut builder = SignatureBuilder::from(ka.binding_signature().clone())
-                .set_signature_creation_time(now)
-                .and_then(|b| b.set_key_validity_period(period(ka.key().creation_time())))
-                .map_err(PgpError::openpgp)?;
-            if ka.for_signing() || ka.for_certification() || ka.for_authentication() {
-                let Ok(mut subkey_signer) = ka
-                    .key()
-                    .clone()
-                    .parts_into_secret()
-                    .and_then(|k| k.into_keypair())
-                else {
-                    // Without its secret the subkey cannot be re-bound; it will expire.
-                    continue;
-                };
-                let backsig = SignatureBuilder::new(SignatureType::PrimaryKeyBinding)
-                    .set_signature_creation_time(now)
-                    .and_then(|b| {
-                        b.sign_primary_key_binding(&mut subkey_signer, primary.key(), ka.key())
-                    })
-                    .map_err(PgpError::openpgp)?;
-                builder = builder
-                    .set_embedded_signature(backsig)
-                    .map_err(PgpError::openpgp)?;
-            }
-            let sig = builder
-                .sign_subkey_binding(&mut primary_signer, primary.key(), ka.key())
-                .map_err(PgpError::openpgp)?;
-            sigs.push(sig.into());
-        }
+        sigs.extend(subkey_bindings(&vc, &mut primary_signer, now, new_expiry)?);
 
         let (renewed, _) = self
             .tsk
@@ -259,6 +239,60 @@ impl KeyPair {
             .insert_packets(sigs)
             .map_err(PgpError::openpgp)?;
         self.tsk = Self::checked(renewed, now)?.tsk;
+        Ok(())
+    }
+
+    /// Whether the key has an ML-KEM-768+X25519 encryption subkey valid at `now`.
+    pub fn has_post_quantum(&self, now: SystemTime) -> bool {
+        self.tsk.with_policy(&POLICY, now).is_ok_and(|vc| {
+            vc.keys()
+                .subkeys()
+                .alive()
+                .revoked(false)
+                .for_transport_encryption()
+                .any(|ka| ka.key().pk_algo() == PublicKeyAlgorithm::MLKEM768_X25519)
+        })
+    }
+
+    /// Adds an ML-KEM-768+X25519 encryption subkey (RFC 9980; a v4 key may carry one,
+    /// so GnuPG users keep reading our signatures), bound at `now` and valid until
+    /// `until`, unless the key already has one. Returns whether it added one. Senders
+    /// then encrypt to it and never to the classical subkey (`encrypt.rs`).
+    fn add_post_quantum_subkey(
+        &mut self,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> Result<bool, PgpError> {
+        if self.has_post_quantum(now) {
+            return Ok(false);
+        }
+        let vc = self
+            .tsk
+            .with_policy(&POLICY, now)
+            .map_err(PgpError::openpgp)?;
+        let primary = vc.primary_key().key();
+        let mut signer = primary
+            .clone()
+            .parts_into_secret()
+            .and_then(|k| k.into_keypair())
+            .map_err(|_| PgpError::PrimaryKeyUnavailable)?;
+        let mut subkey = PublicKeyAlgorithmSpecification::mlkem768_x25519()
+            .generate_key(Profile::RFC4880)
+            .map_err(PgpError::openpgp)?
+            .role_into_subordinate();
+        subkey.set_creation_time(now).map_err(PgpError::openpgp)?;
+        let binding = SignatureBuilder::new(SignatureType::SubkeyBinding)
+            .set_signature_creation_time(now)
+            .and_then(|b| b.set_key_flags(encryption_flags()))
+            .and_then(|b| b.set_key_validity_period(until.duration_since(now).ok()))
+            .and_then(|b| b.sign_subkey_binding(&mut signer, primary, &subkey))
+            .map_err(PgpError::openpgp)?;
+        let (with_pq, _) = self
+            .tsk
+            .clone()
+            .insert_packets([Packet::from(subkey), Packet::from(binding)])
+            .map_err(PgpError::openpgp)?;
+        self.tsk = Self::checked(with_pq, now)?.tsk;
         Ok(true)
     }
 
@@ -381,6 +415,128 @@ impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyPair({}, [secrets redacted])", self.tsk.fingerprint())
     }
+}
+
+/// The template of a new direct-key signature, as Sequoia makes one: the current
+/// direct-key signature, or else the primary User ID's binding (GnuPG makes no
+/// direct-key signature), minus what only belongs on a User ID binding.
+fn direct_key_template(
+    primary: &ValidPrimaryKeyAmalgamation<'_, openpgp::packet::key::PublicParts>,
+) -> SignatureBuilder {
+    if let Ok(sig) = primary.direct_key_signature() {
+        return SignatureBuilder::from(sig.clone());
+    }
+    let mut template = SignatureBuilder::from(primary.binding_signature().clone());
+    let area = template.hashed_area_mut();
+    for tag in [
+        SubpacketTag::ExportableCertification,
+        SubpacketTag::Revocable,
+        SubpacketTag::TrustSignature,
+        SubpacketTag::RegularExpression,
+        SubpacketTag::PrimaryUserID,
+        SubpacketTag::SignersUserID,
+        SubpacketTag::ReasonForRevocation,
+        SubpacketTag::SignatureTarget,
+        SubpacketTag::EmbeddedSignature,
+    ] {
+        area.remove_all(tag);
+    }
+    template
+}
+
+/// New bindings dated `now` for every non-revoked subkey, valid until `new_expiry`.
+/// Signing-capable subkeys need a fresh back-signature made by the subkey; one without
+/// its secret cannot be re-bound and will expire.
+fn subkey_bindings(
+    vc: &ValidCert<'_>,
+    primary_signer: &mut openpgp::crypto::KeyPair,
+    now: SystemTime,
+    new_expiry: SystemTime,
+) -> Result<Vec<Packet>, PgpError> {
+    let primary = vc.primary_key();
+    let mut sigs = Vec::new();
+    for ka in vc.keys().subkeys().revoked(false) {
+        let period = new_expiry.duration_since(ka.key().creation_time()).ok();
+        let mut builder = SignatureBuilder::from(ka.binding_signature().clone())
+            .set_signature_creation_time(now)
+            .and_then(|b| b.set_key_validity_period(period))
+            .map_err(PgpError::openpgp)?;
+        if ka.for_signing() || ka.for_certification() || ka.for_authentication() {
+            let Ok(mut subkey_signer) = ka
+                .key()
+                .clone()
+                .parts_into_secret()
+                .and_then(|k| k.into_keypair())
+            else {
+                continue;
+            };
+            let backsig = SignatureBuilder::new(SignatureType::PrimaryKeyBinding)
+                .set_signature_creation_time(now)
+                .and_then(|b| {
+                    b.sign_primary_key_binding(&mut subkey_signer, primary.key(), ka.key())
+                })
+                .map_err(PgpError::openpgp)?;
+            builder = builder
+                .set_embedded_signature(backsig)
+                .map_err(PgpError::openpgp)?;
+        }
+        let sig = builder
+            .sign_subkey_binding(primary_signer, primary.key(), ka.key())
+            .map_err(PgpError::openpgp)?;
+        sigs.push(sig.into());
+    }
+    Ok(sigs)
+}
+
+/// How every new key is made, for the app ([`KeyPair::generate`]) and `sop
+/// generate-key` alike: v4 (GnuPG 2.2 and Thunderbird read v4, not v6: STACK.md §1.3),
+/// a certification-only Ed25519 primary key, an Ed25519 signing subkey and, unless
+/// `encryption` is false, two encryption subkeys: X25519 for readers without
+/// post-quantum support and ML-KEM-768+X25519 (RFC 9980), which senders that know it
+/// use instead. It advertises SEIPDv1 and SEIPDv2, so senders whose recipients all read
+/// SEIPDv2 use AEAD. Created at `now`, valid for [`KEY_VALIDITY`]; with `password`
+/// every secret is encrypted under it.
+pub(crate) fn new_cert(
+    userids: Vec<UserID>,
+    password: Option<Password>,
+    encryption: bool,
+    now: SystemTime,
+) -> openpgp::Result<Cert> {
+    let mut builder = CertBuilder::new()
+        .set_profile(Profile::RFC4880)?
+        .set_cipher_suite(CipherSuite::Cv25519)
+        // Encryption subkeys without a cipher suite of their own get ML-KEM.
+        .set_encryption_algorithm(PublicKeyAlgorithmSpecification::mlkem768_x25519())
+        .set_creation_time(now)
+        .set_validity_period(Some(KEY_VALIDITY))
+        .set_features(features())?
+        .set_primary_key_flags(KeyFlags::empty().set_certification())
+        .add_signing_subkey()
+        .set_password(password);
+    if encryption {
+        builder = builder
+            .add_subkey(encryption_flags(), None, CipherSuite::Cv25519)
+            .add_subkey(encryption_flags(), None, None);
+    }
+    for uid in userids {
+        builder = builder.add_userid(uid);
+    }
+    // The revocation certificate is not kept: the primary secret is, so the app can make
+    // one whenever the user asks.
+    let (cert, _revocation) = builder.generate()?;
+    Ok(cert)
+}
+
+/// SEIPDv1 (with MDC) and SEIPDv2 (AEAD).
+fn features() -> Features {
+    Features::empty().set_seipdv1().set_seipdv2()
+}
+
+/// An encryption subkey's flags: for data in transit and at rest.
+fn encryption_flags() -> KeyFlags {
+    KeyFlags::empty()
+        .set_transport_encryption()
+        .set_storage_encryption()
 }
 
 /// The normalised e-mail addresses of `cert`'s User IDs that are valid and not revoked

@@ -1,17 +1,9 @@
-//! PGP/MIME mail (RFC 3156) with protected headers: building an encrypted message
-//! ([`encrypt_mail`]) or a signed-only one ([`sign_mail`]), and opening any message under
-//! the EFAIL rules. MIME is parsed by `mail-parser` and written
-//! by `mail-builder`; nothing here splits MIME by hand.
-//!
-//! # What is decrypted automatically
-//!
-//! Only an encrypted layer at the *top*: the root part being `multipart/encrypted;
-//! protocol="application/pgp-encrypted"`, or, for old inline mail, a single `text/plain`
-//! body that is nothing but one `-----BEGIN PGP MESSAGE-----` block. An encrypted part
-//! anywhere else (beside plain parts, inside HTML, in an attachment) is shown as it is,
-//! ciphertext, and never stitched with the plain parts around it. Likewise only a
-//! `multipart/signed` root (or one directly inside the encrypted layer) is verified: a
-//! signed part inside an unsigned message does not make the message signed.
+//! The one message model (issue 14): a mail to send ([`OutgoingMail`]) and a mail as read
+//! ([`OpenedMail`], made by [`crate::open_mail`] in `open.rs`), and the builders of every
+//! message Sealpost sends: encrypted ([`encrypt_mail`], RFC 3156 PGP/MIME with protected
+//! headers), signed only ([`sign_mail`], RFC 3156 `multipart/signed`) and plain
+//! ([`plain_mail`]). MIME is written by `mail-builder`; nothing here writes MIME by hand.
+//! `sealpost-mail` moves these bytes and knows no message model.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -24,23 +16,19 @@ use mail_builder::headers::message_id::MessageId as BuilderMessageId;
 use mail_builder::headers::raw::Raw;
 use mail_builder::headers::text::Text as BuilderText;
 use mail_builder::mime::MimePart;
-use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 use sequoia_openpgp::parse::Parse;
 use sequoia_openpgp::types::HashAlgorithm;
 use sequoia_openpgp::{Cert, Packet, PacketPile};
 
 use crate::autocrypt::{self, AutocryptKey, PreferEncrypt};
-use crate::message::{self, OpenContext, SigCheck, SignatureStatus};
+use crate::message::SignatureStatus;
 use crate::{DecryptFailure, KeyPair, PgpError, transfer};
 
 /// The Subject outside an encrypted message; the real one travels inside.
 pub const PLACEHOLDER_SUBJECT: &str = "...";
 
-/// The most MIME parts `open_mail` accepts before treating a message as malformed.
-const MAX_MIME_PARTS: usize = 10_000;
-
 /// A name and an address, as in a From or To header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mailbox {
     /// The display name, if any.
     pub name: Option<String>,
@@ -49,6 +37,14 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// A mailbox without a display name.
+    pub fn address(address: impl Into<String>) -> Self {
+        Self {
+            name: None,
+            address: address.into(),
+        }
+    }
+
     /// A mailbox with a display name.
     pub fn new(name: impl Into<String>, address: impl Into<String>) -> Self {
         Self {
@@ -70,8 +66,9 @@ pub struct Attachment {
     pub data: Vec<u8>,
 }
 
-/// A message to send, encrypted ([`encrypt_mail`]) or signed only ([`sign_mail`]).
-#[derive(Debug, Clone)]
+/// A message to send: encrypted ([`encrypt_mail`]), signed only ([`sign_mail`]) or plain
+/// ([`plain_mail`]).
+#[derive(Debug, Clone, Default)]
 pub struct OutgoingMail {
     /// The sender.
     pub from: Mailbox,
@@ -116,8 +113,12 @@ pub struct OpenedMail {
     pub subject: Option<String>,
     /// Whether [`OpenedMail::subject`] came from inside the encryption.
     pub subject_protected: bool,
-    /// The sender (the protected one when present).
+    /// The sender (the protected one when present; the first address of the first From
+    /// header when there is more than one: see [`OpenedMail::sender_problem`]).
     pub from: Option<Mailbox>,
+    /// Why the sender is not one clear address, if it is not. A message with a problem
+    /// here is never shown as validly signed ([`crate::BadSignature::NoSender`]).
+    pub sender_problem: Option<SenderProblem>,
     /// The To recipients (outer headers).
     pub to: Vec<Mailbox>,
     /// The Cc recipients (outer headers).
@@ -126,7 +127,8 @@ pub struct OpenedMail {
     pub date: Option<i64>,
     /// The Message-ID.
     pub message_id: Option<String>,
-    /// The plain-text body (all inline text parts, joined).
+    /// The text a person sees: of the HTML body when there is one (CSS-hidden text left
+    /// out, `html.rs`), else all inline text parts, joined. Replies quote this.
     pub text: Option<String>,
     /// The HTML body, if any (to be sanitised before display).
     pub html: Option<String>,
@@ -138,6 +140,47 @@ pub struct OpenedMail {
     pub signature: SignatureStatus,
     /// A valid Autocrypt header of the sender, if the message had one.
     pub autocrypt: Option<AutocryptKey>,
+}
+
+/// Why a message's sender is not one clear address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SenderProblem {
+    /// No From header.
+    Missing,
+    /// A From header without an address in it.
+    NoAddress,
+    /// Two or more From headers (a reader could show either).
+    SeveralFromHeaders,
+    /// One From header naming several mailboxes.
+    SeveralAddresses,
+}
+
+/// Builds a complete RFC 5322 message that is neither encrypted nor signed: the same
+/// headers and the same body shape as [`sign_mail`]'s signed entity (text, optional HTML
+/// alternative, attachments). With `sender`, and `mail.autocrypt` set, it carries the
+/// sender's Autocrypt header, when the key binds the From address (else none rather than
+/// a wrong one). `Bcc` is never written: such addresses go in the SMTP envelope only.
+pub fn plain_mail(
+    mail: &OutgoingMail,
+    sender: Option<&KeyPair>,
+    now: SystemTime,
+) -> Result<Vec<u8>, PgpError> {
+    let mut builder = MessageBuilder::new()
+        .from(address(&mail.from))
+        .subject(mail.subject.as_str())
+        .date(BuilderDate::new(mail.date))
+        .message_id(mail.message_id.as_str());
+    builder = threading(builder, mail);
+    if let (Some(prefer), Some(key)) = (mail.autocrypt, sender)
+        && let Ok(value) = autocrypt::header_value(key, &mail.from.address, prefer, now)
+    {
+        builder = builder.header("Autocrypt", Raw::new(value));
+    }
+    builder
+        .body(body_part(mail, Leaves::Auto, false))
+        .write_to_vec()
+        .map_err(|e| PgpError::Mime(e.to_string()))
 }
 
 /// Builds a complete RFC 5322 message: From/To/Cc/Date/Message-ID/Autocrypt outside, the
@@ -157,7 +200,7 @@ pub fn encrypt_mail(
     let inner = inner_entity(mail, Leaves::Auto);
     let mut plaintext: Vec<u8> = Vec::new();
     inner.write_part(&mut plaintext);
-    let armored = message::encrypt(&plaintext, sender, recipients, now)?;
+    let armored = crate::encrypt::encrypt(&plaintext, sender, recipients, now)?;
     let armored = String::from_utf8(armored).map_err(PgpError::openpgp)?;
 
     let body = MimePart::new(
@@ -248,7 +291,7 @@ pub fn sign_mail(
             "the signed entity would not survive transport unchanged".into(),
         ));
     }
-    let signature = message::sign_detached(&signed, sender, now)?;
+    let signature = crate::encrypt::sign_detached(&signed, sender, now)?;
     let micalg = micalg(&signature)?;
 
     let body = MimePart::new(
@@ -295,11 +338,21 @@ fn envelope<'a>(
     sender: &KeyPair,
     now: SystemTime,
 ) -> Result<MessageBuilder<'a>, PgpError> {
-    let mut builder = MessageBuilder::new()
+    let builder = MessageBuilder::new()
         .from(address(&mail.from))
         .subject(subject)
         .date(BuilderDate::new(mail.date))
         .message_id(mail.message_id.as_str());
+    let mut builder = threading(builder, mail);
+    if let Some(prefer) = mail.autocrypt {
+        let value = autocrypt::header_value(sender, &mail.from.address, prefer, now)?;
+        builder = builder.header("Autocrypt", Raw::new(value));
+    }
+    Ok(builder)
+}
+
+/// To, Cc, In-Reply-To and References.
+fn threading<'a>(mut builder: MessageBuilder<'a>, mail: &'a OutgoingMail) -> MessageBuilder<'a> {
     if !mail.to.is_empty() {
         builder = builder.to(address_list(&mail.to));
     }
@@ -309,11 +362,7 @@ fn envelope<'a>(
     if let Some(id) = &mail.in_reply_to {
         builder = builder.in_reply_to(id.as_str()).references(id.as_str());
     }
-    if let Some(prefer) = mail.autocrypt {
-        let value = autocrypt::header_value(sender, &mail.from.address, prefer, now)?;
-        builder = builder.header("Autocrypt", Raw::new(value));
-    }
-    Ok(builder)
+    builder
 }
 
 /// The RFC 3156 `micalg` value for the hash an armored signature used (the OpenPGP text
@@ -382,6 +431,28 @@ fn data_leaf<'a>(
 /// The entity that gets encrypted or signed: protected headers on a `multipart/mixed`
 /// root.
 fn inner_entity(mail: &OutgoingMail, leaves: Leaves) -> MimePart<'_> {
+    let mut inner = body_part(mail, leaves, true)
+        .header("From", address(&mail.from))
+        .header("Subject", BuilderText::new(mail.subject.as_str()))
+        .header("Date", BuilderDate::new(mail.date))
+        .header(
+            "Message-ID",
+            BuilderMessageId::new(mail.message_id.as_str()),
+        );
+    if !mail.to.is_empty() {
+        inner = inner.header("To", address_list(&mail.to));
+    }
+    if !mail.cc.is_empty() {
+        inner = inner.header("Cc", address_list(&mail.cc));
+    }
+    inner
+}
+
+/// The body: the text (or a `multipart/alternative` of text and HTML) and the
+/// attachments, in a `multipart/mixed` root that is marked `protected-headers="v1"` when
+/// `protected` (it then always exists, to carry the headers); a plain message without
+/// attachments is the text alone.
+fn body_part(mail: &OutgoingMail, leaves: Leaves, protected: bool) -> MimePart<'_> {
     let text = text_leaf("text/plain", mail.text.as_str(), leaves);
     let content = match &mail.html {
         Some(html) => MimePart::new(
@@ -402,24 +473,21 @@ fn inner_entity(mail: &OutgoingMail, leaves: Leaves) -> MimePart<'_> {
             None => part.header("Content-Disposition", Raw::new("attachment")),
         });
     }
-    let mut inner = MimePart::new(
-        BuilderContentType::new("multipart/mixed").attribute("protected-headers", "v1"),
+    if !protected
+        && parts.len() == 1
+        && let Some(only) = parts.pop()
+    {
+        return only;
+    }
+    let mixed = BuilderContentType::new("multipart/mixed");
+    MimePart::new(
+        if protected {
+            mixed.attribute("protected-headers", "v1")
+        } else {
+            mixed
+        },
         parts,
     )
-    .header("From", address(&mail.from))
-    .header("Subject", BuilderText::new(mail.subject.as_str()))
-    .header("Date", BuilderDate::new(mail.date))
-    .header(
-        "Message-ID",
-        BuilderMessageId::new(mail.message_id.as_str()),
-    );
-    if !mail.to.is_empty() {
-        inner = inner.header("To", address_list(&mail.to));
-    }
-    if !mail.cc.is_empty() {
-        inner = inner.header("Cc", address_list(&mail.cc));
-    }
-    inner
 }
 
 /// `type/subtype` if `given` is one (RFC 2045 token characters only, so nothing can be
@@ -444,268 +512,8 @@ fn address_list(list: &[Mailbox]) -> BuilderAddress<'_> {
     BuilderAddress::new_list(list.iter().map(address).collect())
 }
 
-/// Opens a received message: decrypts a top-level encrypted layer, verifies a top-level
-/// signature, applies the sender rules, and collects the sender's Autocrypt header.
-///
-/// Fails only when `raw` is not a message at all; bad ciphertext becomes
-/// [`EncryptionStatus::CannotDecrypt`] with no content.
-pub fn open_mail(raw: &[u8], ctx: &OpenContext<'_>) -> Result<OpenedMail, PgpError> {
-    let outer = parse(raw).ok_or_else(|| PgpError::Mime("not an e-mail message".into()))?;
-    let root = outer
-        .parts
-        .first()
-        .ok_or_else(|| PgpError::Mime("message without parts".into()))?;
-    let outer_from = mailboxes(outer.from());
-    let mut opened = OpenedMail {
-        subject: outer.subject().map(str::to_owned),
-        subject_protected: false,
-        from: outer_from.first().cloned(),
-        to: mailboxes(outer.to()),
-        cc: mailboxes(outer.cc()),
-        date: outer.date().map(|d| d.to_timestamp()),
-        message_id: outer.message_id().map(str::to_owned),
-        text: None,
-        html: None,
-        attachments: Vec::new(),
-        encryption: EncryptionStatus::NotEncrypted,
-        signature: SignatureStatus::Unsigned,
-        autocrypt: autocrypt::from_message(&outer, ctx.now),
-    };
-    let mut from_addresses: Vec<String> = outer_from.iter().map(|m| m.address.clone()).collect();
-
-    match top_layer(&outer, root) {
-        Top::PgpMime(ciphertext) => {
-            let decrypted = match message::decrypt(ciphertext, ctx) {
-                Ok(d) => d,
-                Err(failure) => {
-                    opened.encryption = EncryptionStatus::CannotDecrypt(failure);
-                    return Ok(opened);
-                }
-            };
-            let Some(inner) = parse(&decrypted.plaintext) else {
-                opened.encryption = EncryptionStatus::CannotDecrypt(DecryptFailure::BadMime);
-                return Ok(opened);
-            };
-            opened.encryption = EncryptionStatus::Encrypted;
-            if let Some(subject) = inner.subject() {
-                opened.subject = Some(subject.to_owned());
-                opened.subject_protected = true;
-            }
-            let inner_from = mailboxes(inner.from());
-            if let Some(first) = inner_from.first() {
-                opened.from = Some(first.clone());
-                from_addresses.extend(inner_from.iter().map(|m| m.address.clone()));
-            }
-            opened.signature = decrypted.signature_status(&from_addresses, ctx);
-            let inner_root = inner.parts.first();
-            match inner_root.map(|r| top_layer(&inner, r)) {
-                // Sign-then-encrypt as two MIME layers (RFC 3156 §6.1): only when the
-                // OpenPGP layer carried no signature of its own.
-                Some(Top::Signed { content, signature })
-                    if opened.signature == SignatureStatus::Unsigned =>
-                {
-                    let checks = message::detached_checks(&crlf(content), signature, ctx);
-                    opened.signature = message::signature_status(&checks, &from_addresses, ctx);
-                    match parse(content) {
-                        Some(signed) => fill_body(&mut opened, &signed),
-                        None => fill_body(&mut opened, &inner),
-                    }
-                }
-                _ => fill_body(&mut opened, &inner),
-            }
-        }
-        Top::Inline(armored) => match message::decrypt(armored.as_bytes(), ctx) {
-            Ok(decrypted) => {
-                opened.encryption = EncryptionStatus::Encrypted;
-                opened.signature = decrypted.signature_status(&from_addresses, ctx);
-                opened.text = Some(String::from_utf8_lossy(&decrypted.plaintext).into_owned());
-            }
-            Err(failure) => opened.encryption = EncryptionStatus::CannotDecrypt(failure),
-        },
-        Top::Signed { content, signature } => {
-            let checks: Vec<SigCheck> = message::detached_checks(&crlf(content), signature, ctx);
-            opened.signature = message::signature_status(&checks, &from_addresses, ctx);
-            match parse(content) {
-                Some(signed) => fill_body(&mut opened, &signed),
-                None => fill_body(&mut opened, &outer),
-            }
-        }
-        Top::MalformedPgpMime => {
-            opened.encryption = EncryptionStatus::CannotDecrypt(DecryptFailure::Malformed(
-                "multipart/encrypted without the two RFC 3156 parts".into(),
-            ));
-        }
-        Top::Plain => fill_body(&mut opened, &outer),
-    }
-    Ok(opened)
-}
-
-/// What the top of a message is.
-enum Top<'m> {
-    /// RFC 3156 encrypted: the ciphertext of the second part.
-    PgpMime(&'m [u8]),
-    /// `multipart/encrypted` that does not have the RFC 3156 shape.
-    MalformedPgpMime,
-    /// A single text/plain body that is one armored PGP MESSAGE and nothing else.
-    Inline(&'m str),
-    /// RFC 3156 signed: the raw bytes of the signed entity, and the signature.
-    Signed {
-        content: &'m [u8],
-        signature: &'m [u8],
-    },
-    /// Anything else.
-    Plain,
-}
-
-fn top_layer<'m>(msg: &'m Message<'m>, root: &'m MessagePart<'m>) -> Top<'m> {
-    let Some(ct) = root.content_type() else {
-        return inline_or_plain(msg, root);
-    };
-    let subtype = ct.subtype().unwrap_or_default();
-    let protocol = ct.attribute("protocol").unwrap_or_default();
-    let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    if is(ct.ctype(), "multipart") && is(subtype, "encrypted") {
-        if !is(protocol, "application/pgp-encrypted") {
-            return Top::Plain;
-        }
-        let parts = child_parts(msg, root);
-        return match parts.as_slice() {
-            [version, data]
-                if version.is_content_type("application", "pgp-encrypted")
-                    && data.is_content_type("application", "octet-stream") =>
-            {
-                Top::PgpMime(data.contents())
-            }
-            _ => Top::MalformedPgpMime,
-        };
-    }
-    if is(ct.ctype(), "multipart") && is(subtype, "signed") {
-        if !is(protocol, "application/pgp-signature") {
-            return Top::Plain;
-        }
-        let parts = child_parts(msg, root);
-        if let [content, signature] = parts.as_slice()
-            && signature.is_content_type("application", "pgp-signature")
-        {
-            let start = usize::try_from(content.offset_header).unwrap_or(usize::MAX);
-            let end = usize::try_from(content.offset_end).unwrap_or(0);
-            if let Some(bytes) = msg.raw_message.get(start..end) {
-                return Top::Signed {
-                    content: bytes,
-                    signature: signature.contents(),
-                };
-            }
-        }
-        return Top::Plain;
-    }
-    if is(ct.ctype(), "text") && is(subtype, "plain") {
-        return inline_or_plain(msg, root);
-    }
-    Top::Plain
-}
-
-/// Old inline PGP: the root is a single text body consisting of exactly one armored
-/// message, with nothing (but whitespace) before or after it.
-fn inline_or_plain<'m>(msg: &'m Message<'m>, root: &'m MessagePart<'m>) -> Top<'m> {
-    const BEGIN: &str = "-----BEGIN PGP MESSAGE-----";
-    const END: &str = "-----END PGP MESSAGE-----";
-    if msg.parts.len() != 1 {
-        return Top::Plain;
-    }
-    let PartType::Text(text) = &root.body else {
-        return Top::Plain;
-    };
-    let trimmed = text.trim();
-    let single_block = trimmed.starts_with(BEGIN)
-        && trimmed.ends_with(END)
-        && trimmed.matches(BEGIN).count() == 1
-        && trimmed.matches(END).count() == 1;
-    if single_block {
-        Top::Inline(trimmed)
-    } else {
-        Top::Plain
-    }
-}
-
-fn child_parts<'m>(msg: &'m Message<'m>, part: &'m MessagePart<'m>) -> Vec<&'m MessagePart<'m>> {
-    part.sub_parts()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|id| msg.parts.get(usize::try_from(*id).unwrap_or(usize::MAX)))
-        .collect()
-}
-
-/// Copies the displayable content of `msg` into `opened`: every inline text part (HTML
-/// only converted to text when there is no plain text), the first HTML part, and the
-/// attachments.
-fn fill_body(opened: &mut OpenedMail, msg: &Message<'_>) {
-    let part = |id: &u32| msg.parts.get(usize::try_from(*id).unwrap_or(usize::MAX));
-    let texts: Vec<&str> = msg
-        .text_body
-        .iter()
-        .filter_map(part)
-        .filter_map(|p| match &p.body {
-            PartType::Text(t) => Some(t.as_ref()),
-            _ => None,
-        })
-        .collect();
-    let html = msg
-        .html_body
-        .iter()
-        .filter_map(part)
-        .find_map(|p| match &p.body {
-            PartType::Html(h) => Some(h.to_string()),
-            _ => None,
-        });
-    opened.text = if texts.is_empty() {
-        html.as_deref()
-            .map(mail_parser::decoders::html::html_to_text)
-    } else {
-        Some(texts.join("\n"))
-    };
-    opened.html = html;
-    opened.attachments = msg
-        .attachments
-        .iter()
-        .filter_map(part)
-        .map(|p| Attachment {
-            name: p.attachment_name().map(str::to_owned),
-            content_type: p
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_owned(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            data: p.contents().to_vec(),
-        })
-        .collect();
-}
-
-/// Parses a message, refusing absurd part counts.
-fn parse(raw: &[u8]) -> Option<Message<'_>> {
-    MessageParser::default()
-        .parse(raw)
-        .filter(|m| !m.parts.is_empty() && m.parts.len() <= MAX_MIME_PARTS)
-}
-
-fn mailboxes(address: Option<&mail_parser::Address<'_>>) -> Vec<Mailbox> {
-    address
-        .map(|a| {
-            a.iter()
-                .filter_map(|addr| {
-                    Some(Mailbox {
-                        name: addr.name.as_ref().map(|n| n.to_string()),
-                        address: addr.address.as_ref()?.to_string(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// MIME content is signed in canonical form: every line ending CRLF.
-fn crlf(data: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn crlf(data: &[u8]) -> Cow<'_, [u8]> {
     let bare_lf = data
         .iter()
         .enumerate()

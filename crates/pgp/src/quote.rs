@@ -1,5 +1,8 @@
-//! Reply and forward quotes (plain text only, never HTML), and the rule that a reply to
-//! or forward of an encrypted message must itself be encrypted.
+//! Reply and forward quotes, and the rule that a reply to or forward of an encrypted
+//! message must itself be encrypted. Every quote is built from [`OpenedMail::text`], the
+//! text a person saw (for HTML mail, its visible text: `html.rs`), never from the
+//! original HTML: hidden text cannot ride along. [`reply_quote_html`] is the same quote
+//! as HTML, escaped, for an HTML reply.
 
 use crate::{EncryptionStatus, OpenedMail, PgpError};
 
@@ -57,6 +60,41 @@ pub fn forward_quote(original: &OpenedMail, forward: Protection) -> Result<Strin
         out.push('\n');
     }
     Ok(out)
+}
+
+/// The quote of [`reply_quote`] as HTML: the attribution line and a `<blockquote>` of
+/// the same visible text, every character escaped, line breaks as `<br>`. Fails under
+/// [`check_reply_protection`].
+pub fn reply_quote_html(original: &OpenedMail, reply: Protection) -> Result<String, PgpError> {
+    check_reply_protection(original, reply)?;
+    let lines: Vec<String> = original
+        .text
+        .as_deref()
+        .unwrap_or_default()
+        .lines()
+        .map(escape_html)
+        .collect();
+    Ok(format!(
+        "<p>{} wrote:</p>\n<blockquote>{}</blockquote>\n",
+        escape_html(&sender_line(original)),
+        lines.join("<br>\n")
+    ))
+}
+
+/// Text made safe to put between HTML tags or in a quoted attribute.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn sender_line(original: &OpenedMail) -> String {

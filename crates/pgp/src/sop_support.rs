@@ -3,50 +3,49 @@
 //! User IDs, password-protected secrets), detached and inline signatures in binary, text
 //! and cleartext modes, password (SKESK) encryption, session keys, armor.
 //!
-//! It keeps the crate's safety rules: [`decrypt`] reads the whole message before it
-//! returns a byte, refuses SED packets (no integrity protection) before any key is used,
-//! fails the whole message on a bad MDC/AEAD tag, and stops at
-//! [`DecryptRequest::max_plaintext`]. Verification follows SOP, not mail: every valid
-//! signature by a given certificate counts, made inside the caller's time window, by a
-//! key that was valid when it signed; there are no sender-address rules here.
+//! It adds no engine of its own. [`decrypt`] is the mail reader's pipeline
+//! ([`crate::message::decrypt_with`]: the same rules, size cap and panic guard), fed with
+//! SOP's keys, passwords and session keys; [`encrypt`] writes with the mail's
+//! [`crate::encrypt`](mod@crate::encrypt) choices (post-quantum first, the recipients' strongest common AES,
+//! SEIPDv2 when all read it); [`verify`] and [`inline_verify`] use `verify.rs`.
+//! What differs is only the verdict: SOP counts every valid signature by a given
+//! certificate made inside the caller's time window, by a key that was valid when it
+//! signed; there are no sender-address rules here.
 //!
-//! New keys are made like [`crate::KeyPair::generate`] makes them: v4, Cv25519, a
-//! certification-only primary key, a signing subkey and an encryption subkey,
-//! advertising SEIPDv1 only, valid for [`KEY_VALIDITY`].
+//! New keys are made like [`crate::KeyPair::generate`] makes them ([`generate_key`]).
+
+mod keys;
 
 use std::io::{Read, Write};
-use std::panic::AssertUnwindSafe;
 use std::time::SystemTime;
 
 use sequoia_openpgp as openpgp;
-use zeroize::Zeroizing;
 
 use openpgp::armor;
-use openpgp::cert::prelude::*;
-use openpgp::crypto::{Password, SessionKey};
-use openpgp::packet::signature::SignatureBuilder;
-use openpgp::packet::{PKESK, Packet, SKESK, Signature, UserID};
+use openpgp::packet::{Packet, Signature};
 use openpgp::parse::stream::{
-    DecryptionHelper, DecryptorBuilder, DetachedVerifierBuilder, GoodChecksum, MessageLayer,
-    MessageStructure, VerificationError, VerificationHelper, VerifierBuilder,
+    MessageLayer, MessageStructure, VerificationError, VerificationHelper, VerifierBuilder,
 };
 use openpgp::parse::{PacketParser, PacketParserResult, Parse};
 use openpgp::serialize::Serialize;
-use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
-use openpgp::types::{
-    DataFormat, Features, HashAlgorithm, KeyFlags, ReasonForRevocation, RevocationStatus,
-    SignatureType, SymmetricAlgorithm,
+use openpgp::serialize::stream::{Armorer, LiteralWriter, Message};
+use openpgp::types::{DataFormat, RevocationStatus};
+use openpgp::{Cert, Fingerprint, KeyHandle};
+
+pub use self::keys::{
+    change_key_password, extract_certs, generate_key, parse_certs, parse_keys, revoke_keys,
+    serialize_certs, unlock,
 };
-use openpgp::{Cert, Fingerprint, KeyHandle, Profile};
+pub use crate::message::SessionKeyText;
 
-use crate::key::KEY_VALIDITY;
-use crate::message::{SYMMETRIC_ALGO, classify, prescan};
-use crate::{DecryptFailure, POLICY, Passphrase};
+use crate::encrypt::{Seal, classical_first, recipient_keys, seal, signer_stack};
+use crate::message::{OpenContext, Secrets, SigCheck, decrypt_with};
+use crate::verify::{VerifyError, detached_checks, inline_checks};
+use crate::{DecryptFailure, POLICY, Passphrase, WipedBytes};
 
-/// The hash algorithm of every signature made here, and its `micalg` name (RFC 3156).
-const HASH_ALGO: HashAlgorithm = HashAlgorithm::SHA512;
-/// [`HASH_ALGO`] as a PGP/MIME `micalg` parameter.
-pub const MICALG: &str = "pgp-sha512";
+/// The hash algorithm of every signature made here ([`crate::encrypt::HASH_ALGO`]), as a
+/// PGP/MIME `micalg` (RFC 3156).
+pub const MICALG: &str = "pgp-sha256";
 
 /// Why a SOP operation failed. Each variant is one of the spec's failure modes.
 #[derive(Debug, thiserror::Error)]
@@ -77,17 +76,20 @@ pub enum SopError {
     /// A session key given to decrypt is not `ALGO:HEX`.
     #[error("not a session key (expected ALGONUM:HEX)")]
     BadSessionKey,
+    /// The data is larger than the limit.
+    #[error("the data is larger than {0} bytes")]
+    TooLarge(usize),
     /// Sequoia refused the operation for another reason.
     #[error("OpenPGP: {0}")]
     Failed(String),
 }
 
 impl SopError {
-    fn failed(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn failed(e: impl std::fmt::Display) -> Self {
         Self::Failed(e.to_string())
     }
 
-    fn bad(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn bad(e: impl std::fmt::Display) -> Self {
         Self::BadData(e.to_string())
     }
 }
@@ -141,280 +143,34 @@ pub struct Verification {
     pub mode: SigMode,
 }
 
-/// A session key as SOP writes it: `ALGONUM:HEX`, such as `9:FCA4...` for AES-256.
-/// (SEIPDv2 keeps its algorithm in the encrypted packet; if none is known, the field
-/// before the colon is empty.) Wiped on drop and never printed by `Debug`.
-pub struct SessionKeyText {
-    algo: Option<SymmetricAlgorithm>,
-    key: SessionKey,
-}
-
-impl SessionKeyText {
-    /// Parses `ALGONUM:HEX` (surrounding whitespace ignored).
-    pub fn parse(text: &str) -> Result<Self, SopError> {
-        let text = text.trim();
-        let (algo, hex) = text.split_once(':').ok_or(SopError::BadSessionKey)?;
-        let algo = if algo.is_empty() {
-            None
-        } else {
-            Some(SymmetricAlgorithm::from(
-                algo.parse::<u8>().map_err(|_| SopError::BadSessionKey)?,
-            ))
-        };
-        let bytes = Zeroizing::new(hex_decode(hex).ok_or(SopError::BadSessionKey)?);
-        Ok(Self {
-            algo,
-            key: SessionKey::from(bytes.as_slice()),
+/// SOP's verdict on raw checks: every good signature made inside `window`.
+fn verifications(checks: &[SigCheck], window: &TimeWindow) -> Vec<Verification> {
+    checks
+        .iter()
+        .filter_map(|check| match check {
+            SigCheck::Good {
+                cert,
+                key,
+                created: Some(created),
+                text,
+            } if window.contains(*created) => Some(Verification {
+                created: *created,
+                signing_key: key.clone(),
+                primary: cert.fingerprint(),
+                mode: if *text {
+                    SigMode::Text
+                } else {
+                    SigMode::Binary
+                },
+            }),
+            _ => None,
         })
-    }
-
-    /// `ALGONUM:HEX`, upper-case hex, as other implementations write it.
-    pub fn to_text(&self) -> Zeroizing<String> {
-        let mut out = Zeroizing::new(String::new());
-        if let Some(algo) = self.algo {
-            out.push_str(&u8::from(algo).to_string());
-        }
-        out.push(':');
-        for b in self.key.iter() {
-            out.push_str(&format!("{b:02X}"));
-        }
-        out
-    }
-}
-
-impl std::fmt::Debug for SessionKeyText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionKeyText([redacted])")
-    }
-}
-
-fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    let digits: Vec<u8> = hex
-        .chars()
-        .map(|c| c.to_digit(16).and_then(|d| u8::try_from(d).ok()))
-        .collect::<Option<_>>()?;
-    if !digits.len().is_multiple_of(2) || digits.is_empty() {
-        return None;
-    }
-    Some(
-        digits
-            .chunks(2)
-            .map(|p| p.iter().fold(0u8, |acc, d| acc * 16 + d))
-            .collect(),
-    )
-}
-
-// ---------------------------------------------------------------- keys and certificates
-
-/// Parses one or more certificates (armored or binary). Secret parts are kept if present.
-pub fn parse_certs(data: &[u8]) -> Result<Vec<Cert>, SopError> {
-    let certs = CertParser::from_bytes(data)
-        .map_err(SopError::bad)?
-        .collect::<openpgp::Result<Vec<Cert>>>()
-        .map_err(SopError::bad)?;
-    if certs.is_empty() {
-        return Err(SopError::BadData("no certificate found".into()));
-    }
-    Ok(certs)
-}
-
-/// Parses one or more secret keys; a certificate without secret material is bad data.
-pub fn parse_keys(data: &[u8]) -> Result<Vec<Cert>, SopError> {
-    let keys = parse_certs(data)?;
-    if let Some(public) = keys.iter().find(|c| !c.is_tsk()) {
-        return Err(SopError::BadData(format!(
-            "{} is a certificate, not a secret key",
-            public.fingerprint()
-        )));
-    }
-    Ok(keys)
-}
-
-/// Unlocks every secret in `key` that one of `passwords` opens (each is tried as given,
-/// then without trailing whitespace, as SOP asks). Secrets no password opens stay locked.
-pub fn unlock(key: Cert, passwords: &[Passphrase]) -> Cert {
-    let candidates: Vec<Password> = password_variants(passwords);
-    let mut unlocked: Vec<Packet> = Vec::new();
-    for ka in key.keys().secret() {
-        if ka.key().has_unencrypted_secret() {
-            continue;
-        }
-        let opened = candidates
-            .iter()
-            .find_map(|p| ka.key().clone().decrypt_secret(p).ok());
-        if let Some(k) = opened {
-            unlocked.push(if ka.primary() {
-                Packet::from(k.role_into_primary())
-            } else {
-                Packet::from(k.role_into_subordinate())
-            });
-        }
-    }
-    if unlocked.is_empty() {
-        return key;
-    }
-    match key.clone().insert_packets(unlocked) {
-        Ok((k, _)) => k,
-        Err(_) => key,
-    }
-}
-
-/// Each password as given, and again without trailing whitespace when that differs.
-fn password_variants(passwords: &[Passphrase]) -> Vec<Password> {
-    let mut out = Vec::new();
-    for p in passwords {
-        out.push(Password::from(p.expose()));
-        let trimmed = p.expose().trim_end();
-        if trimmed.len() != p.expose().len() {
-            out.push(Password::from(trimmed));
-        }
-    }
-    out
-}
-
-/// Makes a new v4 Cv25519 key with `userids` (the first is primary; none is allowed),
-/// created at `now`, valid for [`KEY_VALIDITY`]. With `signing_only` it has no
-/// encryption subkey. With `password` every secret is encrypted under it.
-pub fn generate_key(
-    userids: &[String],
-    password: Option<&Passphrase>,
-    signing_only: bool,
-    now: SystemTime,
-) -> Result<Cert, SopError> {
-    let mut builder = CertBuilder::new()
-        .set_profile(Profile::RFC4880)
-        .map_err(SopError::failed)?
-        .set_cipher_suite(CipherSuite::Cv25519)
-        .set_creation_time(now)
-        .set_validity_period(Some(KEY_VALIDITY))
-        .set_features(Features::empty().set_seipdv1())
-        .map_err(SopError::failed)?
-        .set_primary_key_flags(KeyFlags::empty().set_certification())
-        .add_signing_subkey()
-        .set_password(password.map(|p| Password::from(p.expose())));
-    if !signing_only {
-        builder = builder.add_subkey(
-            KeyFlags::empty()
-                .set_transport_encryption()
-                .set_storage_encryption(),
-            None,
-            None,
-        );
-    }
-    for uid in userids {
-        builder = builder.add_userid(UserID::from(uid.as_str()));
-    }
-    let (key, _revocation) = builder.generate().map_err(SopError::failed)?;
-    Ok(key)
-}
-
-/// Serializes keys (with their secrets, `secret`) or certificates, armored or binary.
-pub fn serialize_certs(certs: &[Cert], secret: bool, armored: bool) -> Result<Vec<u8>, SopError> {
-    let mut out = Vec::new();
-    if armored {
-        let kind = if secret {
-            armor::Kind::SecretKey
-        } else {
-            armor::Kind::PublicKey
-        };
-        let mut writer = armor::Writer::new(&mut out, kind).map_err(SopError::failed)?;
-        write_certs(&mut writer, certs, secret)?;
-        writer.finalize().map_err(SopError::failed)?;
-    } else {
-        write_certs(&mut out, certs, secret)?;
-    }
-    Ok(out)
-}
-
-fn write_certs(sink: &mut dyn Write, certs: &[Cert], secret: bool) -> Result<(), SopError> {
-    for cert in certs {
-        if secret {
-            cert.as_tsk().serialize(sink).map_err(SopError::failed)?;
-        } else {
-            cert.serialize(sink).map_err(SopError::failed)?;
-        }
-    }
-    Ok(())
-}
-
-/// The certificates of `keys` (secret material removed).
-pub fn extract_certs(keys: Vec<Cert>) -> Vec<Cert> {
-    keys.into_iter()
-        .map(Cert::strip_secret_key_material)
         .collect()
 }
 
-/// Unlocks every secret of each key with `old` (all must open, or
-/// [`SopError::KeyIsProtected`]), then locks them all under `new`, or leaves them
-/// unprotected when `new` is `None`.
-pub fn change_key_password(
-    keys: Vec<Cert>,
-    old: &[Passphrase],
-    new: Option<&Passphrase>,
-) -> Result<Vec<Cert>, SopError> {
-    let mut out = Vec::with_capacity(keys.len());
-    for key in keys {
-        let key = unlock(key, old);
-        if key
-            .keys()
-            .secret()
-            .any(|ka| !ka.key().has_unencrypted_secret())
-        {
-            return Err(SopError::KeyIsProtected(key.fingerprint().to_hex()));
-        }
-        let Some(new) = new else {
-            out.push(key);
-            continue;
-        };
-        let password = Password::from(new.expose());
-        let mut locked: Vec<Packet> = Vec::new();
-        for ka in key.keys().secret() {
-            let k = ka
-                .key()
-                .clone()
-                .encrypt_secret(&password)
-                .map_err(SopError::failed)?;
-            locked.push(if ka.primary() {
-                Packet::from(k.role_into_primary())
-            } else {
-                Packet::from(k.role_into_subordinate())
-            });
-        }
-        let (key, _) = key.insert_packets(locked).map_err(SopError::failed)?;
-        out.push(key);
-    }
-    Ok(out)
-}
-
-/// A revocation certificate for each key: the certificate with a key revocation
-/// signature (reason unspecified) made by its (unlocked) primary key at `now`.
-pub fn revoke_keys(keys: &[Cert], now: SystemTime) -> Result<Vec<Cert>, SopError> {
-    let mut out = Vec::with_capacity(keys.len());
-    for key in keys {
-        let fingerprint = key.fingerprint().to_hex();
-        let primary = key
-            .primary_key()
-            .key()
-            .clone()
-            .parts_into_secret()
-            .map_err(|_| SopError::BadData(format!("{fingerprint}: no primary secret key")))?;
-        if !primary.has_unencrypted_secret() {
-            return Err(SopError::KeyIsProtected(fingerprint));
-        }
-        let mut signer = primary.into_keypair().map_err(SopError::failed)?;
-        let revocation = CertRevocationBuilder::new()
-            .set_signature_creation_time(now)
-            .and_then(|b| b.set_reason_for_revocation(ReasonForRevocation::Unspecified, b""))
-            .and_then(|b| b.build(&mut signer, key, None))
-            .map_err(SopError::failed)?;
-        let (revoked, _) = key
-            .clone()
-            .strip_secret_key_material()
-            .insert_packets(Some(revocation))
-            .map_err(SopError::failed)?;
-        out.push(revoked);
-    }
-    Ok(out)
+/// Parses a session key given to `decrypt` (`ALGONUM:HEX`).
+pub fn parse_session_key(text: &str) -> Result<SessionKeyText, SopError> {
+    SessionKeyText::parse(text).ok_or(SopError::BadSessionKey)
 }
 
 // ---------------------------------------------------------------- armor
@@ -466,7 +222,6 @@ pub fn dearmor(data: &[u8]) -> Result<Vec<u8>, SopError> {
     }
     Ok(out)
 }
-
 // ---------------------------------------------------------------- signing
 
 /// A usable signing key of each of `keys` at `now`.
@@ -501,36 +256,10 @@ fn signers(keys: &[Cert], now: SystemTime) -> Result<Vec<openpgp::crypto::KeyPai
             .ok_or(SopError::KeyIsProtected(fingerprint))?;
         out.push(pair);
     }
-    Ok(out)
-}
-
-fn template(mode: SigMode) -> SignatureBuilder {
-    SignatureBuilder::new(match mode {
-        SigMode::Binary => SignatureType::Binary,
-        SigMode::Text => SignatureType::Text,
-    })
-}
-
-/// Adds every signer after the first to a [`Signer`] made from the first.
-fn signer_stack<'a>(
-    message: Message<'a>,
-    mut pairs: Vec<openpgp::crypto::KeyPair>,
-    mode: SigMode,
-    now: SystemTime,
-) -> Result<Signer<'a>, SopError> {
-    if pairs.is_empty() {
+    if out.is_empty() {
         return Err(SopError::KeyCannotSign("no key given".into()));
     }
-    let first = pairs.remove(0);
-    let mut signer = Signer::with_template(message, first, template(mode))
-        .map_err(SopError::failed)?
-        .hash_algo(HASH_ALGO)
-        .map_err(SopError::failed)?
-        .creation_time(now);
-    for pair in pairs {
-        signer = signer.add_signer(pair).map_err(SopError::failed)?;
-    }
-    Ok(signer)
+    Ok(out)
 }
 
 /// Checks `data` is UTF-8 when a text mode asks for text.
@@ -549,7 +278,8 @@ pub fn sign(
     armored: bool,
     now: SystemTime,
 ) -> Result<Vec<u8>, SopError> {
-    if mode == SigMode::Text {
+    let text = mode == SigMode::Text;
+    if text {
         require_text(data)?;
     }
     let pairs = signers(keys, now)?;
@@ -561,9 +291,8 @@ pub fn sign(
             .build()
             .map_err(SopError::failed)?;
     }
-    let mut signing = signer_stack(message, pairs, mode, now)?
-        .detached()
-        .build()
+    let mut signing = signer_stack(message, pairs, text, now)
+        .and_then(|s| s.detached().build())
         .map_err(SopError::failed)?;
     signing.write_all(data).map_err(SopError::failed)?;
     signing.finalize().map_err(SopError::failed)?;
@@ -578,20 +307,16 @@ pub fn inline_sign(
     armored: bool,
     now: SystemTime,
 ) -> Result<Vec<u8>, SopError> {
-    let sig_mode = match mode {
-        InlineMode::Binary => SigMode::Binary,
-        InlineMode::Text | InlineMode::Cleartext => SigMode::Text,
-    };
-    if sig_mode == SigMode::Text {
+    let text = mode != InlineMode::Binary;
+    if text {
         require_text(data)?;
     }
     let pairs = signers(keys, now)?;
     let mut sink = Vec::new();
     let mut message = Message::new(&mut sink);
     if mode == InlineMode::Cleartext {
-        let mut signing = signer_stack(message, pairs, sig_mode, now)?
-            .cleartext()
-            .build()
+        let mut signing = signer_stack(message, pairs, text, now)
+            .and_then(|s| s.cleartext().build())
             .map_err(SopError::failed)?;
         signing.write_all(data).map_err(SopError::failed)?;
         signing.finalize().map_err(SopError::failed)?;
@@ -600,11 +325,15 @@ pub fn inline_sign(
     if armored {
         message = Armorer::new(message).build().map_err(SopError::failed)?;
     }
-    let signing = signer_stack(message, pairs, sig_mode, now)?
-        .build()
+    let signing = signer_stack(message, pairs, text, now)
+        .and_then(|s| s.build())
         .map_err(SopError::failed)?;
     let mut literal = LiteralWriter::new(signing)
-        .format(literal_format(sig_mode))
+        .format(if text {
+            DataFormat::Unicode
+        } else {
+            DataFormat::Binary
+        })
         .build()
         .map_err(SopError::failed)?;
     literal.write_all(data).map_err(SopError::failed)?;
@@ -612,17 +341,12 @@ pub fn inline_sign(
     Ok(sink)
 }
 
-fn literal_format(mode: SigMode) -> DataFormat {
-    match mode {
-        SigMode::Binary => DataFormat::Binary,
-        SigMode::Text => DataFormat::Unicode,
-    }
-}
-
 // ---------------------------------------------------------------- verification
 
 /// Checks detached `signatures` over `data` against `certs`; returns every valid one
-/// made inside `window`. None valid is [`SopError::NoSignature`].
+/// made inside `window`. None valid is [`SopError::NoSignature`]; data that holds no
+/// signature packet of a known version is [`SopError::BadData`] only when it holds
+/// something else than signatures.
 pub fn verify(
     data: &[u8],
     signatures: &[u8],
@@ -630,22 +354,12 @@ pub fn verify(
     window: TimeWindow,
     now: SystemTime,
 ) -> Result<Vec<Verification>, SopError> {
-    // The signatures must at least parse as OpenPGP signatures.
-    let sigs = signature_packets(signatures)?;
-    if sigs.is_empty() {
-        return Err(SopError::BadData("no signature found".into()));
+    let checks = detached_checks(data, signatures, certs, now).map_err(verify_error)?;
+    let found = verifications(&checks, &window);
+    if found.is_empty() {
+        return Err(SopError::NoSignature);
     }
-    let helper = VerifyHelper::new(certs, window);
-    let found = DetachedVerifierBuilder::from_bytes(signatures)
-        .and_then(|b| b.with_policy(&POLICY, Some(now), helper))
-        .and_then(|mut v| {
-            v.verify_bytes(data)?;
-            Ok(v.into_helper().found)
-        });
-    match found {
-        Ok(found) if !found.is_empty() => Ok(found),
-        _ => Err(SopError::NoSignature),
-    }
+    Ok(found)
 }
 
 /// Verifies an inline-signed message or cleartext-signed text; returns its content and
@@ -657,25 +371,21 @@ pub fn inline_verify(
     window: TimeWindow,
     now: SystemTime,
 ) -> Result<(Vec<u8>, Vec<Verification>), SopError> {
-    let helper = VerifyHelper::new(certs, window);
-    let mut verifier = VerifierBuilder::from_bytes(data)
-        .map_err(SopError::bad)?
-        .with_policy(&POLICY, Some(now), helper)
-        .map_err(|e| match e.downcast_ref::<openpgp::Error>() {
-            // Sequoia checks signatures early for small messages; a failure then is
-            // about signatures, not about the data's shape.
-            Some(openpgp::Error::MalformedMessage(_)) | None => SopError::bad(e),
-            Some(_) => SopError::NoSignature,
-        })?;
-    let mut content = Vec::new();
-    verifier
-        .read_to_end(&mut content)
-        .map_err(|_| SopError::NoSignature)?;
-    let found = verifier.into_helper().found;
+    let (content, checks) = inline_checks(data, certs, now, crate::message::DEFAULT_MAX_PLAINTEXT)
+        .map_err(verify_error)?;
+    let found = verifications(&checks, &window);
     if found.is_empty() {
         return Err(SopError::NoSignature);
     }
     Ok((content, found))
+}
+
+fn verify_error(e: VerifyError) -> SopError {
+    match e {
+        VerifyError::BadData(why) => SopError::BadData(why),
+        VerifyError::TooLarge => SopError::TooLarge(crate::message::DEFAULT_MAX_PLAINTEXT),
+        VerifyError::Unverifiable => SopError::NoSignature,
+    }
 }
 
 /// Splits an inline-signed message or cleartext-signed text into its content and its
@@ -712,93 +422,6 @@ pub fn inline_detach(data: &[u8], armored: bool) -> Result<(Vec<u8>, Vec<u8>), S
 }
 
 /// The signature packets in `data`; anything else is bad data.
-fn signature_packets(data: &[u8]) -> Result<Vec<Signature>, SopError> {
-    let mut sigs = Vec::new();
-    let mut ppr = PacketParser::from_bytes(data).map_err(SopError::bad)?;
-    while let PacketParserResult::Some(pp) = ppr {
-        let (packet, next) = pp.next().map_err(SopError::bad)?;
-        match packet {
-            Packet::Signature(sig) => sigs.push(sig),
-            Packet::Marker(_) | Packet::Padding(_) => {}
-            other => {
-                return Err(SopError::BadData(format!(
-                    "expected signatures, found a {} packet",
-                    other.tag()
-                )));
-            }
-        }
-        ppr = next;
-    }
-    Ok(sigs)
-}
-
-/// The verification of one good checksum, if it falls inside `window`.
-fn verification(good: &GoodChecksum<'_>, window: &TimeWindow) -> Option<Verification> {
-    let created = good.sig.signature_creation_time()?;
-    if !window.contains(created) {
-        return None;
-    }
-    Some(Verification {
-        created,
-        signing_key: good.ka.key().fingerprint(),
-        primary: good.ka.cert().fingerprint(),
-        mode: if good.sig.typ() == SignatureType::Text {
-            SigMode::Text
-        } else {
-            SigMode::Binary
-        },
-    })
-}
-
-/// Certificates matching `ids`.
-fn matching_certs(certs: &[Cert], ids: &[KeyHandle]) -> Vec<Cert> {
-    certs
-        .iter()
-        .filter(|c| {
-            c.keys()
-                .any(|k| ids.iter().any(|id| id.aliases(k.key().key_handle())))
-        })
-        .cloned()
-        .collect()
-}
-
-/// Collects the valid signatures of any layer.
-struct VerifyHelper<'a> {
-    certs: &'a [Cert],
-    window: TimeWindow,
-    found: Vec<Verification>,
-}
-
-impl<'a> VerifyHelper<'a> {
-    fn new(certs: &'a [Cert], window: TimeWindow) -> Self {
-        Self {
-            certs,
-            window,
-            found: Vec::new(),
-        }
-    }
-}
-
-impl VerificationHelper for VerifyHelper<'_> {
-    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-        Ok(matching_certs(self.certs, ids))
-    }
-
-    fn check(&mut self, structure: MessageStructure<'_>) -> openpgp::Result<()> {
-        for layer in structure.into_iter() {
-            if let MessageLayer::SignatureGroup { results } = layer {
-                self.found.extend(
-                    results
-                        .iter()
-                        .filter_map(|r| r.as_ref().ok())
-                        .filter_map(|good| verification(good, &self.window)),
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Keeps every signature, checked or not (for `inline-detach`).
 struct CollectSignatures {
     sigs: Vec<Signature>,
@@ -849,73 +472,36 @@ pub struct EncryptRequest<'a> {
     pub now: SystemTime,
 }
 
-/// Encrypts `plaintext` (SEIPDv1 unless every recipient advertises SEIPDv2; never
-/// compressed), optionally signed.
+/// Encrypts `plaintext` as the mail does (`encrypt.rs`: post-quantum keys first, the
+/// strongest AES all recipients accept, SEIPDv2 when all read it, never compressed),
+/// optionally signed.
 pub fn encrypt(plaintext: &[u8], req: &EncryptRequest<'_>) -> Result<Vec<u8>, SopError> {
-    if req.mode == SigMode::Text {
+    let text = req.mode == SigMode::Text;
+    if text {
         require_text(plaintext)?;
     }
-    let mut keys: Vec<Recipient<'_>> = Vec::new();
+    let mut keys = Vec::new();
     for cert in req.recipients {
-        let fingerprint = cert.fingerprint().to_hex();
-        let cannot = || SopError::CertCannotEncrypt(fingerprint.clone());
-        let vc = cert.with_policy(&POLICY, req.now).map_err(|_| cannot())?;
-        if let RevocationStatus::Revoked(_) = vc.revocation_status() {
-            return Err(cannot());
-        }
-        vc.alive().map_err(|_| cannot())?;
-        let before = keys.len();
-        keys.extend(
-            vc.keys()
-                .supported()
-                .alive()
-                .revoked(false)
-                .key_flags(
-                    KeyFlags::empty()
-                        .set_transport_encryption()
-                        .set_storage_encryption(),
-                )
-                .map(Recipient::from),
+        keys.push(
+            recipient_keys(cert, req.now)
+                .map_err(|_| SopError::CertCannotEncrypt(cert.fingerprint().to_hex()))?,
         );
-        if keys.len() == before {
-            return Err(cannot());
-        }
     }
-    let pairs = if req.signers.is_empty() {
+    let signers = if req.signers.is_empty() {
         Vec::new()
     } else {
         signers(req.signers, req.now)?
     };
-    let passwords: Vec<Password> = req
-        .passwords
-        .iter()
-        .map(|p| Password::from(p.expose()))
-        .collect();
-
-    let mut sink = Vec::with_capacity(plaintext.len() + 4096);
-    let mut message = Message::new(&mut sink);
-    if req.armored {
-        message = Armorer::new(message).build().map_err(SopError::failed)?;
-    }
-    let mut message = Encryptor::for_recipients(message, keys)
-        .add_passwords(passwords)
-        .symmetric_algo(SYMMETRIC_ALGO)
-        .build()
-        .map_err(SopError::failed)?;
-    if !pairs.is_empty() {
-        let mut signing = signer_stack(message, pairs, req.mode, req.now)?;
-        for cert in req.recipients {
-            signing = signing.add_intended_recipient(cert);
-        }
-        message = signing.build().map_err(SopError::failed)?;
-    }
-    let mut literal = LiteralWriter::new(message)
-        .format(literal_format(req.mode))
-        .build()
-        .map_err(SopError::failed)?;
-    literal.write_all(plaintext).map_err(SopError::failed)?;
-    literal.finalize().map_err(SopError::failed)?;
-    Ok(sink)
+    let spec = Seal {
+        keys: classical_first(keys),
+        certs: req.recipients.iter().collect(),
+        passwords: req.passwords,
+        signers,
+        text,
+        armored: req.armored,
+        now: req.now,
+    };
+    seal(plaintext, spec).map_err(SopError::failed)
 }
 
 // ---------------------------------------------------------------- decryption
@@ -935,212 +521,52 @@ pub struct DecryptRequest<'a> {
     pub window: TimeWindow,
     /// The time of the policy checks.
     pub now: SystemTime,
-    /// The largest plaintext accepted, in bytes.
+    /// The largest plaintext accepted, in bytes
+    /// ([`crate::message::DEFAULT_MAX_PLAINTEXT`], as for mail).
     pub max_plaintext: usize,
 }
 
 /// A decrypted message.
 #[derive(Debug)]
 pub struct SopDecrypted {
-    /// The whole plaintext, returned only after every check passed.
-    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The whole plaintext, returned only after every check passed; wiped when dropped.
+    pub plaintext: WipedBytes,
     /// The session key that worked.
     pub session_key: Option<SessionKeyText>,
     /// The valid signatures by `verify_with` certificates inside the window.
     pub verifications: Vec<Verification>,
 }
 
-/// Decrypts with keys, passwords or session keys. All or nothing, with the rules of
-/// [`crate::decrypt`]: integrity-protected only, checked to the end, size-limited.
+/// Decrypts with keys, passwords or session keys through the one pipeline
+/// ([`crate::message::decrypt_with`]): integrity-protected only, checked to the end,
+/// size-limited, and counted by [`crate::decryptions`].
 pub fn decrypt(ciphertext: &[u8], req: &DecryptRequest<'_>) -> Result<SopDecrypted, SopError> {
-    prescan(ciphertext).map_err(|f| match f {
+    let ctx = OpenContext {
+        own: &[],
+        certs: req.verify_with,
+        confirmed: &[],
+        now: req.now,
+        max_plaintext: req.max_plaintext,
+    };
+    let secrets = Secrets {
+        keys: req.keys,
+        passwords: req.passwords,
+        session_keys: req.session_keys,
+    };
+    let mut opened = decrypt_with(ciphertext, &ctx, &secrets).map_err(|f| match f {
         DecryptFailure::NotEncrypted | DecryptFailure::Malformed(_) => {
             SopError::BadData(f.to_string())
         }
+        DecryptFailure::KeyLocked { fingerprint } => SopError::KeyIsProtected(fingerprint),
         other => SopError::CannotDecrypt(other),
     })?;
-    let helper = DecryptHelper {
-        req,
-        found: Vec::new(),
-        session_key: None,
-        layers_ok: false,
-        protected: None,
-    };
-    let mut buffer: Zeroizing<Vec<u8>> =
-        Zeroizing::new(Vec::with_capacity(ciphertext.len().min(req.max_plaintext)));
-    // As in `crate::decrypt`: Sequoia 2.4.2 may panic on truncated SEIPDv1 packets.
-    let read = std::panic::catch_unwind(AssertUnwindSafe(
-        || -> openpgp::Result<DecryptHelper<'_, '_>> {
-            let mut decryptor = DecryptorBuilder::from_bytes(ciphertext)?
-                .buffer_size(256 * 1024)
-                .with_policy(&POLICY, Some(req.now), helper)?;
-            let limit = u64::try_from(req.max_plaintext)
-                .unwrap_or(u64::MAX)
-                .saturating_add(1);
-            (&mut decryptor).take(limit).read_to_end(&mut buffer)?;
-            if buffer.len() > req.max_plaintext {
-                return Err(
-                    openpgp::Error::InvalidOperation("plaintext over the limit".into()).into(),
-                );
-            }
-            Ok(decryptor.into_helper())
-        },
-    ));
-    let helper = match read {
-        Ok(Ok(helper)) => helper,
-        Ok(Err(e)) => {
-            if let Some(Protected(fpr)) = e.chain().find_map(|c| c.downcast_ref::<Protected>()) {
-                return Err(SopError::KeyIsProtected(fpr.clone()));
-            }
-            if buffer.len() > req.max_plaintext {
-                return Err(SopError::CannotDecrypt(DecryptFailure::TooLarge {
-                    limit: req.max_plaintext,
-                }));
-            }
-            return Err(SopError::CannotDecrypt(classify(&e, req.max_plaintext)));
-        }
-        Err(_) => {
-            return Err(SopError::BadData(
-                "the OpenPGP parser failed on this input (truncated?)".into(),
-            ));
-        }
-    };
-    if !helper.layers_ok {
-        return Err(SopError::BadData(DecryptFailure::NotEncrypted.to_string()));
-    }
+    let verifications = verifications(opened.checks(), &req.window);
+    let plaintext = std::mem::take(&mut opened.plaintext);
     Ok(SopDecrypted {
-        plaintext: buffer,
-        session_key: helper.session_key,
-        verifications: helper.found,
+        plaintext,
+        session_key: opened.take_session_key(),
+        verifications,
     })
-}
-
-/// Marker error: the only keys a message is addressed to are locked.
-#[derive(Debug)]
-struct Protected(String);
-
-impl std::fmt::Display for Protected {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "key {} is locked", self.0)
-    }
-}
-
-impl std::error::Error for Protected {}
-
-struct DecryptHelper<'r, 'a> {
-    req: &'r DecryptRequest<'a>,
-    found: Vec<Verification>,
-    session_key: Option<SessionKeyText>,
-    /// One encryption layer, at the top.
-    layers_ok: bool,
-    /// A locked key the message was addressed to.
-    protected: Option<String>,
-}
-
-impl DecryptHelper<'_, '_> {
-    fn record(&mut self, algo: Option<SymmetricAlgorithm>, key: &SessionKey) {
-        self.session_key = Some(SessionKeyText {
-            algo,
-            key: key.clone(),
-        });
-    }
-}
-
-impl VerificationHelper for DecryptHelper<'_, '_> {
-    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-        Ok(matching_certs(self.req.verify_with, ids))
-    }
-
-    fn check(&mut self, structure: MessageStructure<'_>) -> openpgp::Result<()> {
-        let mut encryption_layers = 0usize;
-        let mut top_is_encryption = false;
-        for (i, layer) in structure.into_iter().enumerate() {
-            match layer {
-                MessageLayer::Encryption { .. } => {
-                    top_is_encryption |= i == 0;
-                    encryption_layers += 1;
-                }
-                MessageLayer::Compression { .. } => {}
-                MessageLayer::SignatureGroup { results } => {
-                    let window = self.req.window;
-                    self.found.extend(
-                        results
-                            .iter()
-                            .filter_map(|r| r.as_ref().ok())
-                            .filter_map(|good| verification(good, &window)),
-                    );
-                }
-            }
-        }
-        self.layers_ok = top_is_encryption && encryption_layers == 1;
-        Ok(())
-    }
-}
-
-impl DecryptionHelper for DecryptHelper<'_, '_> {
-    fn decrypt(
-        &mut self,
-        pkesks: &[PKESK],
-        skesks: &[SKESK],
-        sym_algo: Option<SymmetricAlgorithm>,
-        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
-    ) -> openpgp::Result<Option<Cert>> {
-        for sk in self.req.session_keys {
-            let algo = sk.algo.or(sym_algo);
-            if decrypt(algo, &sk.key) {
-                self.record(algo, &sk.key);
-                return Ok(None);
-            }
-        }
-        for password in password_variants(self.req.passwords) {
-            for skesk in skesks {
-                if let Ok((algo, key)) = skesk.decrypt(&password)
-                    && decrypt(algo, &key)
-                {
-                    self.record(algo.or(sym_algo), &key);
-                    return Ok(None);
-                }
-            }
-        }
-        for tsk in self.req.keys {
-            let Ok(vc) = tsk.with_policy(&POLICY, self.req.now) else {
-                continue;
-            };
-            for ka in vc.keys().secret().supported().key_flags(
-                KeyFlags::empty()
-                    .set_transport_encryption()
-                    .set_storage_encryption(),
-            ) {
-                let handle = ka.key().key_handle();
-                let addressed: Vec<&PKESK> = pkesks
-                    .iter()
-                    .filter(|p| p.recipient().is_none_or(|r| r.aliases(&handle)))
-                    .collect();
-                if addressed.is_empty() {
-                    continue;
-                }
-                if !ka.key().has_unencrypted_secret() {
-                    self.protected = Some(tsk.fingerprint().to_hex());
-                    continue;
-                }
-                let Ok(mut keypair) = ka.key().clone().into_keypair() else {
-                    continue;
-                };
-                for pkesk in addressed {
-                    if let Some((algo, key)) = pkesk.decrypt(&mut keypair, sym_algo)
-                        && decrypt(algo, &key)
-                    {
-                        self.record(algo.or(sym_algo), &key);
-                        return Ok(None);
-                    }
-                }
-            }
-        }
-        if let Some(fpr) = self.protected.take() {
-            return Err(Protected(fpr).into());
-        }
-        Err(crate::message::NoKey.into())
-    }
 }
 
 /// The OpenPGP library and crypto backend, for `sop version --backend`.

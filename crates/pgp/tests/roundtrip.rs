@@ -61,10 +61,9 @@ fn encrypted_signed_mail_to_several_recipients_with_attachments_round_trips() {
         assert_eq!(opened.subject.as_deref(), Some(SECRET_SUBJECT));
         assert!(opened.subject_protected);
         assert_eq!(opened.from.as_ref().unwrap().address, "alice@example.org");
-        assert_eq!(
-            opened.text.as_deref().unwrap().replace("\r\n", "\n"),
-            SECRET_TEXT
-        );
+        // The HTML is what a reader shows, so the text is what a person sees of it (not
+        // the text/plain alternative, which the HTML does not show).
+        assert_eq!(opened.text.as_deref(), Some("The launch is on Tuesday."));
         assert!(opened.html.as_deref().unwrap().contains("<b>Tuesday</b>"));
         assert_eq!(opened.attachments, attachments());
         assert_eq!(opened.to.len(), 1);
@@ -301,10 +300,14 @@ fn storage_bytes_round_trip_and_nothing_secret_is_printed() {
         KeyPair::from_secret_bytes(public.as_bytes(), t),
         Err(PgpError::NotASecretKey)
     ));
-    // v4, certification-only primary, one signing and one encryption subkey.
+    // v4, certification-only primary, one signing and two encryption subkeys: X25519,
+    // and ML-KEM-768+X25519 (RFC 9980) which senders that know it use instead.
     let cert = alice.cert();
     assert_eq!(cert.primary_key().key().version(), 4);
-    assert_eq!(cert.keys().subkeys().count(), 2);
+    let algos: Vec<_> = cert.keys().subkeys().map(|k| k.key().pk_algo()).collect();
+    use sequoia_openpgp::types::PublicKeyAlgorithm as A;
+    assert_eq!(algos, [A::EdDSA, A::ECDH, A::MLKEM768_X25519]);
+    assert!(alice.has_post_quantum(t));
     assert_eq!(alice.addresses(t), vec!["alice@example.org".to_owned()]);
 }
 
@@ -369,7 +372,8 @@ fn autocrypt_header_is_minimal_and_validated() {
         1,
         "only the User ID for that address"
     );
-    assert_eq!(key.cert.keys().subkeys().count(), 2);
+    // Signing, X25519 and ML-KEM-768+X25519: the header announces the post-quantum key.
+    assert_eq!(key.cert.keys().subkeys().count(), 3);
     assert!(!key.cert.is_tsk());
 
     // Wrong From, unknown critical attribute, garbage keydata: ignored.

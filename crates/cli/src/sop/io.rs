@@ -6,9 +6,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sealpost_pgp::Passphrase;
 use sealpost_pgp::sop_support::SopError;
-use zeroize::Zeroizing;
+use sealpost_pgp::{Passphrase, WipedBytes};
 
 /// The exit codes of the SOP specification (draft-dkg-openpgp-stateless-cli-14).
 pub mod code {
@@ -81,6 +80,7 @@ impl From<SopError> for Failure {
             SopError::KeyIsProtected(_) => code::KEY_IS_PROTECTED,
             SopError::CannotDecrypt(_) => code::CANNOT_DECRYPT,
             SopError::ExpectedText => code::EXPECTED_TEXT,
+            SopError::TooLarge(_) => code::BAD_DATA,
             _ => code::FAILURE,
         };
         Self::new(code, e.to_string())
@@ -119,10 +119,10 @@ fn source(name: &str) -> Result<Source, Failure> {
 }
 
 /// Reads an indirect input (a file, `@ENV:NAME` or `@FD:N`), wiped when dropped.
-pub fn read_input(name: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
+pub fn read_input(name: &str) -> Result<WipedBytes, Failure> {
     match source(name)? {
         Source::Env(var) => std::env::var_os(&var)
-            .map(|v| Zeroizing::new(v.into_encoded_bytes()))
+            .map(|v| WipedBytes::from(v.into_encoded_bytes()))
             .ok_or_else(|| {
                 Failure::new(
                     code::MISSING_INPUT,
@@ -133,7 +133,9 @@ pub fn read_input(name: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
             let mut file = std::fs::File::open(&path).map_err(|e| {
                 Failure::new(code::MISSING_INPUT, format!("cannot read {name:?}: {e}"))
             })?;
-            let mut data = Zeroizing::new(Vec::new());
+            let size = file.metadata().map_or(0, |m| m.len());
+            let mut data =
+                WipedBytes::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
             file.read_to_end(&mut data).map_err(|e| {
                 Failure::new(code::MISSING_INPUT, format!("cannot read {name:?}: {e}"))
             })?;
@@ -142,14 +144,36 @@ pub fn read_input(name: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
     }
 }
 
-/// Reads all of standard input.
-pub fn read_stdin() -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let mut data = Zeroizing::new(Vec::new());
+/// Reads all of standard input, into one buffer sized up front when stdin is a file: a
+/// growing buffer would copy 10 MiB of ciphertext several times, and leave the old
+/// copies unwiped in freed memory.
+pub fn read_stdin() -> Result<WipedBytes, Failure> {
+    let mut data = WipedBytes::with_capacity(stdin_size().saturating_add(1));
     std::io::stdin()
         .lock()
         .read_to_end(&mut data)
         .map_err(|e| Failure::new(code::FAILURE, format!("cannot read standard input: {e}")))?;
     Ok(data)
+}
+
+/// The size of standard input when it is a regular file, else 0.
+#[cfg(unix)]
+fn stdin_size() -> usize {
+    use std::os::fd::AsFd;
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|m| usize::try_from(m.len()).ok())
+        .unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn stdin_size() -> usize {
+    0
 }
 
 /// Writes all of `data` to standard output.

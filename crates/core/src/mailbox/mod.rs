@@ -3,7 +3,7 @@
 //!
 //! What it is: everything between the wire (`sealpost-mail`, which knows bytes) and a
 //! UI (which knows a list and a reader). What it is not: MIME or OpenPGP (that is
-//! `sealpost-mail::mime` and `sealpost-pgp`). [`scheduler::run_account`] keeps one
+//! `sealpost-pgp`, the one message model). [`scheduler::run_account`] keeps one
 //! account in sync in the background (sync, outbox, IDLE, reconnecting with backoff);
 //! a script calls [`Mailbox::sync`] and [`Mailbox::flush_outbox`] itself.
 //!

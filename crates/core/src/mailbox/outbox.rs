@@ -76,14 +76,6 @@ impl std::fmt::Debug for ComposeAttachment {
 }
 
 impl ComposeAttachment {
-    fn for_mail(&self) -> sealpost_mail::mime::Attachment {
-        sealpost_mail::mime::Attachment {
-            name: self.name.clone(),
-            content_type: self.content_type.clone(),
-            data: self.data.clone(),
-        }
-    }
-
     fn for_pgp(&self) -> sealpost_pgp::Attachment {
         sealpost_pgp::Attachment {
             name: Some(self.name.clone()),
@@ -211,31 +203,21 @@ struct SealedEnvelope {
     subject: String,
 }
 
-/// A message as it goes out unencrypted.
+/// A message as it goes out unencrypted, with the sender's Autocrypt header when the
+/// profile has a key bound to the account's address.
 fn plain(
     account: &MailAccount,
     compose: &Compose,
     message_id: &str,
-    date: i64,
-    autocrypt: Option<String>,
+    own: Option<&sealpost_pgp::KeyPair>,
+    clock: &dyn Clock,
 ) -> Result<Vec<u8>, CoreError> {
-    Ok(sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-        from: (String::new(), account.address.clone()),
-        to: compose.to.clone(),
-        cc: compose.cc.clone(),
-        subject: compose.subject.clone(),
-        text: compose.text.clone(),
-        attachments: compose
-            .attachments
-            .iter()
-            .map(ComposeAttachment::for_mail)
-            .collect(),
-        message_id: message_id.to_owned(),
-        in_reply_to: compose.in_reply_to.clone(),
-        date,
-        autocrypt,
-        ..Default::default()
-    })?)
+    let mail = outgoing(account, compose, message_id, clock);
+    Ok(sealpost_pgp::plain_mail(
+        &mail,
+        own,
+        keys::system_time(clock),
+    )?)
 }
 
 /// A message as the OpenPGP layer builds it.
@@ -329,13 +311,8 @@ impl Mailbox {
         } else if compose.sign {
             self.signed(account, compose, &message_id, clock)?
         } else {
-            plain(
-                account,
-                compose,
-                &message_id,
-                date,
-                self.autocrypt(account, clock)?,
-            )?
+            let own = keys::own_key(&self.u, clock)?;
+            plain(account, compose, &message_id, own.as_ref(), clock)?
         });
         let envelope = SealedEnvelope {
             from: account.address.clone(),
@@ -374,26 +351,6 @@ impl Mailbox {
             attempts: 0,
             last_error: String::new(),
         })
-    }
-
-    /// The value of the sender's Autocrypt header, when the profile has a key bound to
-    /// the account's address (Autocrypt Level 1: every mail carries the sender's key).
-    fn autocrypt(
-        &self,
-        account: &MailAccount,
-        clock: &dyn Clock,
-    ) -> Result<Option<String>, CoreError> {
-        let Some(own) = keys::own_key(&self.u, clock)? else {
-            return Ok(None);
-        };
-        // A key that does not carry this address gets no header rather than a wrong one.
-        Ok(sealpost_pgp::autocrypt::header_value(
-            &own,
-            &account.address,
-            PreferEncrypt::Mutual,
-            keys::system_time(clock),
-        )
-        .ok())
     }
 
     fn encrypted(
@@ -889,7 +846,7 @@ impl Mailbox {
             // No recipients: encrypt_mail always encrypts to the sender too.
             sealpost_pgp::encrypt_mail(&mail, &own, &[], keys::system_time(clock))?
         } else {
-            plain(account, &draft.compose, &message_id, clock.now_unix(), None)?
+            plain(account, &draft.compose, &message_id, None, clock)?
         });
         let previous: Option<String> = self
             .conn

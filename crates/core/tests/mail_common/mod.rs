@@ -101,15 +101,19 @@ pub fn add(mb: &Mailbox, new: &NewAccount, pw: &str) -> MailAccount {
 pub fn message(tag: &str, text_len: usize) -> Vec<u8> {
     let words = "lorem ipsum dolor sit amet consectetur adipiscing elit ";
     let text: String = words.repeat(text_len / words.len() + 1);
-    sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-        from: ("Bulk Sender".into(), BOB.into()),
-        to: vec![ALICE.into()],
-        subject: format!("bulk {tag}"),
-        text: format!("{tag}\r\n{}\r\n", text.get(..text_len).unwrap_or(&text)),
-        message_id: format!("{tag}@bulk.sealpost.test"),
-        date: 1_700_000_000,
-        ..Default::default()
-    })
+    sealpost_pgp::plain_mail(
+        &sealpost_pgp::OutgoingMail {
+            from: sealpost_pgp::Mailbox::new("Bulk Sender", BOB),
+            to: vec![sealpost_pgp::Mailbox::address(ALICE)],
+            subject: format!("bulk {tag}"),
+            text: format!("{tag}\r\n{}\r\n", text.get(..text_len).unwrap_or(&text)),
+            message_id: format!("{tag}@bulk.sealpost.test"),
+            date: 1_700_000_000,
+            ..Default::default()
+        },
+        None,
+        std::time::SystemTime::now(),
+    )
     .unwrap()
 }
 

@@ -88,14 +88,20 @@ pub fn bob() -> Credentials {
 
 /// A small message.
 pub fn message(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
-    sealpost_mail::mime::build(&sealpost_mail::mime::Draft {
-        from: (String::new(), from.into()),
-        to: vec![to.into()],
+    let mail = sealpost_pgp::OutgoingMail {
+        from: sealpost_pgp::Mailbox::address(from),
+        to: vec![sealpost_pgp::Mailbox::address(to)],
         subject: subject.into(),
         text: body.into(),
         message_id: format!("{}@sealpost.test", subject.replace(' ', "-")),
         date: 1_700_000_000,
         ..Default::default()
-    })
-    .unwrap()
+    };
+    sealpost_pgp::plain_mail(&mail, None, std::time::SystemTime::now()).unwrap()
+}
+
+/// A received message, read with the one message model (no keys: plain mail).
+pub fn read(raw: &[u8]) -> sealpost_pgp::OpenedMail {
+    let ctx = sealpost_pgp::OpenContext::new(&[], &[], std::time::SystemTime::now());
+    sealpost_pgp::open_mail(raw, &ctx).unwrap()
 }
