@@ -3,7 +3,7 @@
 use crate::AppRuntime;
 use sealpost_core::api::{
     AccountSetup, Flag, FolderInfo, MailAccountView, MessagePage, MessageView, NewMailAccount,
-    OAuthChoice, OAuthSignIn, OpenUrl, SIGN_IN_TIMEOUT,
+    OAuthChoice, OAuthProvider, OAuthSignIn, OpenUrl, SIGN_IN_TIMEOUT,
 };
 use sealpost_core::{Core, CoreError};
 use tauri_plugin_opener::OpenerExt;
@@ -47,17 +47,12 @@ fn browser_opener(app: tauri::AppHandle<AppRuntime>) -> OpenUrl {
 pub async fn add_oauth_account(
     app: tauri::AppHandle<AppRuntime>,
     core: tauri::State<'_, Core>,
-    provider: String,
+    provider: OAuthProvider,
     address: String,
 ) -> Result<MailAccountView, AppError> {
-    let choice = match provider.as_str() {
-        "google" => OAuthChoice::Google,
-        "microsoft" => OAuthChoice::Microsoft,
-        other => {
-            return Err(AppError::bad_request(format!(
-                "unknown sign-in provider {other:?} (google or microsoft)"
-            )));
-        }
+    let choice = match provider {
+        OAuthProvider::Google => OAuthChoice::Google,
+        OAuthProvider::Microsoft => OAuthChoice::Microsoft,
     };
     Ok(core
         .mail()
@@ -159,19 +154,28 @@ pub async fn allow_remote_content(
     Ok(core.mail().allow_remote_content(id).await?)
 }
 
+/// The flags the UI sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, specta::Type)]
+#[serde(rename_all = "camelCase")]
+pub enum UiFlag {
+    /// Read.
+    Seen,
+    /// Starred.
+    Flagged,
+}
+
 /// Sets or clears `seen` or `flagged`.
 #[tauri::command]
 #[specta::specta]
 pub async fn set_flag(
     core: tauri::State<'_, Core>,
     id: i64,
-    flag: String,
+    flag: UiFlag,
     on: bool,
 ) -> Result<(), AppError> {
-    let flag = match flag.as_str() {
-        "seen" => Flag::Seen,
-        "flagged" => Flag::Flagged,
-        other => return Err(AppError::bad_request(format!("unknown flag {other:?}"))),
+    let flag = match flag {
+        UiFlag::Seen => Flag::Seen,
+        UiFlag::Flagged => Flag::Flagged,
     };
     Ok(core.mail().set_flag(id, flag, on).await?)
 }

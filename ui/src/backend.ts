@@ -1,319 +1,89 @@
 /**
  * The one typed door from the UI to the Rust shell (src-tauri/).
  *
- * Every screen talks to a {@link Backend}; only {@link tauriBackend} calls
- * `invoke` and `listen`. Tests pass their own `Backend` (see `mock.ts`).
+ * Every screen talks to a {@link Backend}; only {@link tauriBackend} calls the
+ * commands and listens to events. Tests pass their own `Backend` (see `mock.ts`).
  *
- * The types mirror the camelCase DTOs of src-tauri/commands (Rust is the source
- * of truth; a Rust test checks every command named here is registered). Nothing
- * secret comes back through this door, with one deliberate exception: the
- * recovery code, which the user must see once, right after the account is made.
+ * The commands and every type they take and give are generated from Rust into
+ * `bindings.ts` (`scripts/gen-bindings.sh`; CI fails when it is stale): nothing
+ * here is written twice. Nothing secret comes back through this door, with one
+ * deliberate exception: the recovery code, which the user must see once.
  */
-import { convertFileSrc, invoke, type InvokeArgs } from "@tauri-apps/api/core";
+import { convertFileSrc } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 
-/** What `app_info` returns. */
-export interface AppInfo {
-  name: string;
-  version: string;
-  /** The sync server's URL (the embedded one on loopback by default). */
-  syncServer: string;
-}
+import { commands, EVENTS } from "./bindings";
+import type {
+  AccountSetup,
+  AppError,
+  AppInfo,
+  ComposeRequest,
+  Created,
+  DeviceView,
+  DraftSummary,
+  DraftView,
+  FolderInfo,
+  MailAccountView,
+  MailChanged,
+  MailProgress,
+  MessageChanged,
+  MessagePage,
+  MessageSummary,
+  MessageView,
+  MyKey,
+  NewMailAccount,
+  OAuthProvider,
+  OutboxEntry,
+  OutboxEvent,
+  PasswordCheck,
+  PickedFile,
+  ProfileState,
+  PublishPending,
+  RecipientKey,
+  ServerSettings,
+  SessionInfo,
+  Status,
+} from "./bindings";
 
-/** Where the profile on this device stands. */
-export type ProfileState = "none" | "locked" | "unlocked";
-
-/** What `status` returns: which screen to show at start. */
-export interface Status {
-  state: ProfileState;
-  /** The account's user name, when there is a profile. */
-  user: string | null;
-  /** The sync server's URL. */
-  syncServer: string;
-}
-
-/** The password gate's verdict (zxcvbn), for the live strength meter. */
-export interface PasswordCheck {
-  /** Whether the password may be used; Create stays off until it is. */
-  accepted: boolean;
-  /** zxcvbn's score, 0 (weakest) to 4. */
-  score: number;
-  /** Time to crack at our key-derivation settings, in words ("3 days", "12 thousand years"). */
-  crackTime: string;
-  /** What is wrong, when zxcvbn recognised a pattern. */
-  warning: string | null;
-  /** How to do better; empty when accepted. */
-  suggestions: string[];
-}
-
-/** After `create_account`: the recovery code, shown once. */
-export interface Created {
-  user: string;
-  /** Groups of characters separated by dashes; shown once, never again. */
-  recoveryCode: string;
-}
-
+// The types come from Rust (generated into bindings.ts); the screens use these names.
+export type {
+  AccountSetup,
+  AppInfo,
+  Created,
+  DraftSummary,
+  DraftView,
+  FolderInfo,
+  MailChanged,
+  MailProgress,
+  MessageChanged,
+  MessagePage,
+  MessageSummary,
+  MessageView,
+  MyKey,
+  NewMailAccount,
+  OAuthProvider,
+  OutboxEntry,
+  OutboxEvent,
+  PasswordCheck,
+  PickedFile,
+  ProfileState,
+  PublishPending,
+  RecipientKey,
+  ServerSettings,
+  Status,
+};
 /** After `sign_in` or `unlock`. */
-export interface Session {
-  user: string;
-  /** Failed sign-in attempts on the account since the previous successful one (0 after unlock). */
-  failedAttempts: number;
-}
-
-/** One server of a mail account. */
-export interface ServerSettings {
-  host: string;
-  port: number;
-  /** Implicit TLS (993/465), or STARTTLS — then required, never a plain fallback. */
-  security: "tls" | "starttls";
-}
-
-/** The providers that sign in through OAuth2 instead of a password. */
-export type OAuthProvider = "google" | "microsoft";
-
-/** What `discover_account` found for an address (autoconfig, then guesses). */
-export interface AccountSetup {
-  address: string;
-  login: string;
-  imap: ServerSettings;
-  smtp: ServerSettings;
-  /** Where the settings came from. */
-  source: "autoconfig" | "guess" | "manual";
-  /** When the provider wants OAuth2 ("Sign in with Google/Microsoft"); null for a password. */
-  oauth: OAuthProvider | null;
-}
-
+export type Session = SessionInfo;
 /** A mail account as stored (no password). */
-export interface MailAccount {
-  id: string;
-  address: string;
-  login: string;
-  imap: ServerSettings;
-  smtp: ServerSettings;
-  /** Where it signs in with OAuth2 (`Gmail`, `Microsoft 365`); null for a password. */
-  signedInAt: string | null;
-}
-
-/** What `add_mail_account` takes. The password goes to the vault only. */
-export interface NewMailAccount {
-  address: string;
-  login: string;
-  imap: ServerSettings;
-  smtp: ServerSettings;
-  password: string;
-}
-
-/** A folder in the local store. */
-export interface FolderInfo {
-  name: string;
-  /** `Inbox`, `Sent`, `Drafts`, `Trash`, `Junk`, `Archive`, … or null. */
-  specialUse: string | null;
-  total: number;
-  unread: number;
-}
-
-/** One row of the message list. */
-export interface MessageSummary {
-  id: number;
-  folder: string;
-  uid: number;
-  /** IMAP flags as written (`\\Seen`, `\\Flagged`, `$Forwarded`). */
-  flags: string[];
-  /** Unix seconds; 0 when unknown. */
-  date: number;
-  from: string;
-  subject: string;
-  encrypted: boolean;
-  signed: boolean;
-  state: "pending" | "ready" | "unreadable";
-  size: number;
-}
-
-/** A window onto a folder or a search, for the virtualized list. */
-export interface MessagePage {
-  /** All rows in the folder (or search hits), not only this page. */
-  total: number;
-  offset: number;
-  items: MessageSummary[];
-}
-
-/** An attachment of an opened message. */
-export interface AttachmentInfo {
-  index: number;
-  name: string;
-  mimeType: string;
-  size: number;
-}
-
-/** The signature of an opened message, in words for the app's own chrome. */
-export interface SignatureView {
-  state: "none" | "confirmed" | "unconfirmed" | "bad" | "unknownKey";
-  /** e.g. "Signed by alice@example.org — key confirmed". */
-  text: string;
-}
-
-/** An opened message. */
-export interface MessageView {
-  summary: MessageSummary;
-  from: string;
-  to: string[];
-  cc: string[];
-  date: number;
-  subject: string;
-  /** The plain text (always present; derived from HTML when there is no text part). */
-  text: string;
-  /**
-   * The HTML body, already sanitized in Rust (ammonia), remote content removed unless
-   * the sender is allowed; null when the mail has none. Shown only in an iframe
-   * sandboxed without scripts or same-origin.
-   */
-  html: string | null;
-  /** The HTML referred to remote content that was removed. */
-  remoteContentBlocked: boolean;
-  /** Remote content from this sender is allowed (the frame then loads it). */
-  remoteContentAllowed: boolean;
-  /** "none": sent in the clear; "decrypted"; "failed": encrypted, could not be opened. */
-  encryption: "none" | "decrypted" | "failed";
-  /** The encryption in words ("Encrypted — only you and the recipients can read it"). */
-  encryptionText: string;
-  signature: SignatureView;
-  attachments: AttachmentInfo[];
-  /**
-   * The http(s) and mailto links found in the HTML or text, in order, without
-   * duplicates. Links inside the sandboxed frame are not clickable, so the app's
-   * chrome lists these; opening one asks the user, then calls `openLink`.
-   */
-  links: string[];
-  /** The Message-ID, for replies. */
-  messageId: string | null;
-}
-
-/** Whether a recipient's key is known, for the per-recipient marks in compose. */
-export interface RecipientKey {
-  address: string;
-  hasKey: boolean;
-  /** The key was confirmed (by the directory or by the user). */
-  confirmed: boolean;
-}
-
-/** A file the user picked for a compose (the path stays in Rust). */
-export interface PickedFile {
-  /** Opaque token naming the file in the Rust session. */
-  token: string;
-  name: string;
-  size: number;
-}
-
-/** What compose sends or saves as a draft. */
-export interface ComposeInput {
-  accountId: string;
-  to: string[];
-  cc: string[];
-  bcc: string[];
-  subject: string;
-  body: string;
-  encrypt: boolean;
-  sign: boolean;
-  /** Tokens from `pick_attachments`. */
-  attachments: string[];
-  /** The draft this compose updates, if saved before. */
-  draftId: number | null;
-  /** The Message-ID this answers. */
-  inReplyTo: string | null;
-}
-
-/** A saved draft in a list. */
-export interface DraftSummary {
-  id: number;
-  to: string[];
-  subject: string;
-  /** The start of its text. */
-  snippet: string;
-  /** Unix seconds. */
-  updatedAt: number;
-}
-
-/** A draft reopened for editing (Rust: `DraftView`). */
-export interface DraftView {
-  id: number;
-  accountId: string;
-  compose: {
-    to: string[];
-    cc: string[];
-    bcc: string[];
-    subject: string;
-    text: string;
-    encrypt: boolean;
-    sign: boolean;
-    inReplyTo: string | null;
-  };
-  /** Its attachments, as tokens that later saves and the send take like picked files. */
-  attachments: PickedFile[];
-}
-
+export type MailAccount = MailAccountView;
 /** A device signed in to the account. */
-export interface DeviceInfo {
-  id: string;
-  name: string;
-  current: boolean;
-  /** Unix seconds. */
-  lastSeen: number;
-}
-
-/** The own OpenPGP key. */
-export interface MyKey {
-  fingerprint: string;
-  addresses: string[];
-  /** Unix seconds. */
-  created: number;
-  /** Unix seconds; null when it does not expire. */
-  expires: number | null;
-}
-
-/** Background progress of one mail account (event `mail-progress`). */
-export interface MailProgress {
-  accountId: string;
-  phase: "connecting" | "syncing" | "idle" | "offline";
-  folder: string | null;
-  done: number | null;
-  total: number | null;
-  /** Why offline, in words. */
-  message: string | null;
-  /** When the next attempt is, while offline. */
-  retryInSecs: number | null;
-}
-
-/** New or changed mail in the store (event `mail-changed`). */
-export interface MailChanged {
-  accountId: string;
-  /** The folders whose messages changed; empty when any may have (refresh all). */
-  folders: string[];
-}
-
-/** An outbox entry moving along (event `outbox`). */
-export interface OutboxEvent {
-  accountId: string;
-  messageId: string;
-  step: "queued" | "connecting" | "sending" | "savingToSent" | "sent" | "failed" | "inDoubt";
-  /** The failure, in words. */
-  message: string | null;
-}
-
-/** A message in the outbox (Rust: `OutboxEntry`). */
-export interface OutboxEntry {
-  id: number;
-  messageId: string;
-  recipients: string[];
-  subject: string;
-  /**
-   * `queued`, `sending`, `sent` (its copy in Sent not made yet), or `inDoubt`: it may
-   * have been sent (the app stopped while the server took it, and it is not in Sent);
-   * it is not sent again until the user says so.
-   */
-  state: "queued" | "sending" | "sent" | "inDoubt";
-  attempts: number;
-  lastError: string;
-}
+export type DeviceInfo = DeviceView;
+/** What compose sends or saves as a draft. */
+export type ComposeInput = ComposeRequest;
+/** An attachment of an opened message. */
+export type AttachmentInfo = MessageView["attachments"][number];
+/** The signature of an opened message, in words. */
+export type SignatureView = MessageView["signature"];
 
 /** Everything the UI can ask the Rust shell. */
 export interface Backend {
@@ -369,7 +139,8 @@ export interface Backend {
 
   recipientKeys(addresses: string[]): Promise<RecipientKey[]>;
   pickAttachments(): Promise<PickedFile[]>;
-  saveDraft(compose: ComposeInput): Promise<number>;
+  /** Saves a draft: its id, or null when the compose holds nothing (no draft is kept). */
+  saveDraft(compose: ComposeInput): Promise<number | null>;
   /** The account's saved drafts, newest first. */
   drafts(accountId: string): Promise<DraftSummary[]>;
   openDraft(accountId: string, id: number): Promise<DraftView>;
@@ -388,13 +159,16 @@ export interface Backend {
   exportPublicKey(): Promise<string>;
   /** Imports an own key from a file picked in a dialog (asks its passphrase); null if cancelled. */
   importKey(passphrase: string): Promise<MyKey | null>;
-  publishKey(address: string): Promise<void>;
+  /** Asks the key directory to publish the key; the proof mail is confirmed by the app itself. */
+  publishKey(address: string): Promise<PublishPending>;
 
   onMailProgress(handler: (p: MailProgress) => void): Promise<UnlistenFn>;
   onMailChanged(handler: (c: MailChanged) => void): Promise<UnlistenFn>;
   onOutbox(handler: (o: OutboxEvent) => void): Promise<UnlistenFn>;
   /** The session was locked (by the user, another window, or a password change elsewhere). */
   onLocked(handler: () => void): Promise<UnlistenFn>;
+  /** An opened message reads differently now (its sender's key arrived): open it again. */
+  onMessageChanged(handler: (c: MessageChanged) => void): Promise<UnlistenFn>;
 }
 
 /** A failed command, carrying the shell's stable `{ code, message }` (Rust: `AppError`). */
@@ -416,69 +190,85 @@ export class BackendError extends Error {
   }
 }
 
-/** The real backend: Tauri IPC to the commands registered in src-tauri/lib.rs. */
+/** The event names, in the order of src-tauri/event_names.rs. */
+const [MAIL_PROGRESS, MAIL_CHANGED, OUTBOX, LOCKED, MESSAGE_CHANGED] = EVENTS;
+
+/** The real backend: the generated commands (bindings.ts), their errors thrown. */
 export const tauriBackend: Backend = {
-  appInfo: () => call("app_info"),
-  status: () => call("status"),
-  checkPassword: (password, user) => call("check_password", { password, user }),
-  createAccount: (user, password) => call("create_account", { user, password }),
-  saveRecoveryKit: () => call("save_recovery_kit"),
-  forgetRecoveryCode: () => call("forget_recovery_code"),
-  signIn: (user, password) => call("sign_in", { user, password }),
-  unlock: (password) => call("unlock", { password }),
-  lock: () => call("lock"),
-  changePassword: (current, next) => call("change_password", { current, next }),
-  newRecoveryCode: (password) => call("new_recovery_code", { password }),
+  appInfo: () => unwrap(commands.appInfo()),
+  status: () => unwrap(commands.status()),
+  checkPassword: (password, user) => unwrap(commands.checkPassword(password, user)),
+  createAccount: (user, password) => unwrap(commands.createAccount(user, password)),
+  saveRecoveryKit: () => unwrap(commands.saveRecoveryKit()),
+  forgetRecoveryCode: () => done(commands.forgetRecoveryCode()),
+  signIn: (user, password) => unwrap(commands.signIn(user, password)),
+  unlock: (password) => unwrap(commands.unlock(password)),
+  lock: () => done(commands.lock()),
+  changePassword: (current, next) => done(commands.changePassword(current, next)),
+  newRecoveryCode: (password) => unwrap(commands.newRecoveryCode(password)),
 
-  discoverAccount: (address) => call("discover_account", { address }),
-  addMailAccount: (account) => call("add_mail_account", { account }),
-  addOAuthAccount: (provider, address) => call("add_oauth_account", { provider, address }),
-  signInMailAccountAgain: (accountId) => call("sign_in_mail_account_again", { accountId }),
-  mailAccounts: () => call("mail_accounts"),
-  removeMailAccount: (accountId) => call("remove_mail_account", { accountId }),
-  syncNow: () => call("sync_now"),
+  discoverAccount: (address) => unwrap(commands.discoverAccount(address)),
+  addMailAccount: (account) => unwrap(commands.addMailAccount(account)),
+  addOAuthAccount: (provider, address) => unwrap(commands.addOauthAccount(provider, address)),
+  signInMailAccountAgain: (accountId) => done(commands.signInMailAccountAgain(accountId)),
+  mailAccounts: () => unwrap(commands.mailAccounts()),
+  removeMailAccount: (accountId) => done(commands.removeMailAccount(accountId)),
+  syncNow: () => done(commands.syncNow()),
 
-  folders: (accountId) => call("folders", { accountId }),
+  folders: (accountId) => unwrap(commands.folders(accountId)),
   messages: (accountId, folder, offset, limit) =>
-    call("messages", { accountId, folder, offset, limit }),
-  search: (accountId, query, limit) => call("search", { accountId, query, limit }),
-  openMessage: (id) => call("open_message", { id }),
+    unwrap(commands.messages(accountId, folder, offset, limit)),
+  search: (accountId, query, limit) => unwrap(commands.search(accountId, query, limit)),
+  openMessage: (id) => unwrap(commands.openMessage(id)),
   mailFrameUrl: (id) => convertFileSrc(String(id), "sealpost-mail"),
-  allowRemoteContent: (id) => call("allow_remote_content", { id }),
-  setFlag: (id, flag, on) => call("set_flag", { id, flag, on }),
-  saveAttachment: (id, index) => call("save_attachment", { id, index }),
-  openLink: (url) => call("open_link", { url }),
+  allowRemoteContent: (id) => unwrap(commands.allowRemoteContent(id)),
+  setFlag: (id, flag, on) => done(commands.setFlag(id, flag, on)),
+  saveAttachment: (id, index) => unwrap(commands.saveAttachment(id, index)),
+  openLink: (url) => done(commands.openLink(url)),
 
-  recipientKeys: (addresses) => call("recipient_keys", { addresses }),
-  pickAttachments: () => call("pick_attachments"),
-  saveDraft: (compose) => call("save_draft", { compose }),
-  drafts: (accountId) => call("drafts", { accountId }),
-  openDraft: (accountId, id) => call("open_draft", { accountId, id }),
-  deleteDraft: (id) => call("delete_draft", { id }),
-  outbox: (accountId) => call("outbox", { accountId }),
-  resendOutboxEntry: (accountId, id) => call("resend_outbox_entry", { accountId, id }),
-  discardOutboxEntry: (accountId, id) => call("discard_outbox_entry", { accountId, id }),
-  send: (compose) => call("send", { compose }),
+  recipientKeys: (addresses) => unwrap(commands.recipientKeys(addresses)),
+  pickAttachments: () => unwrap(commands.pickAttachments()),
+  saveDraft: (compose) => unwrap(commands.saveDraft(compose)),
+  drafts: (accountId) => unwrap(commands.drafts(accountId)),
+  openDraft: (accountId, id) => unwrap(commands.openDraft(accountId, id)),
+  deleteDraft: (id) => unwrap(commands.deleteDraft(id)),
+  outbox: (accountId) => unwrap(commands.outbox(accountId)),
+  resendOutboxEntry: (accountId, id) => done(commands.resendOutboxEntry(accountId, id)),
+  discardOutboxEntry: (accountId, id) => done(commands.discardOutboxEntry(accountId, id)),
+  send: (compose) => done(commands.send(compose)),
 
-  devices: () => call("devices"),
-  revokeDevice: (id) => call("revoke_device", { id }),
-  myKey: () => call("my_key"),
-  exportPublicKey: () => call("export_public_key"),
-  importKey: (passphrase) => call("import_key", { passphrase }),
-  publishKey: (address) => call("publish_key", { address }),
+  devices: () => unwrap(commands.devices()),
+  revokeDevice: (id) => done(commands.revokeDevice(id)),
+  myKey: () => unwrap(commands.myKey()),
+  exportPublicKey: () => unwrap(commands.exportPublicKey()),
+  importKey: (passphrase) => unwrap(commands.importKey(passphrase)),
+  publishKey: (address) => unwrap(commands.publishKey(address)),
 
-  onMailProgress: (handler) => listen<MailProgress>("mail-progress", (e) => handler(e.payload)),
-  onMailChanged: (handler) => listen<MailChanged>("mail-changed", (e) => handler(e.payload)),
-  onOutbox: (handler) => listen<OutboxEvent>("outbox", (e) => handler(e.payload)),
-  onLocked: (handler) => listen("locked", () => handler()),
+  onMailProgress: (handler) => listen<MailProgress>(MAIL_PROGRESS, (e) => handler(e.payload)),
+  onMailChanged: (handler) => listen<MailChanged>(MAIL_CHANGED, (e) => handler(e.payload)),
+  onOutbox: (handler) => listen<OutboxEvent>(OUTBOX, (e) => handler(e.payload)),
+  onLocked: (handler) => listen(LOCKED, () => handler()),
+  onMessageChanged: (handler) =>
+    listen<MessageChanged>(MESSAGE_CHANGED, (e) => handler(e.payload)),
 };
 
-async function call<T>(command: string, args?: InvokeArgs): Promise<T> {
+type Answer<T> = { status: "ok"; data: T } | { status: "error"; error: AppError };
+
+/** A command's answer, or its `{ code, message }` thrown as a `BackendError`. */
+async function unwrap<T>(answer: Promise<Answer<T>>): Promise<T> {
+  let result: Answer<T>;
   try {
-    return await invoke<T>(command, args);
+    result = await answer;
   } catch (raw) {
     throw toBackendError(raw);
   }
+  if (result.status === "error") throw toBackendError(result.error);
+  return result.data;
+}
+
+/** A command that answers nothing. */
+async function done(answer: Promise<Answer<null>>): Promise<void> {
+  await unwrap(answer);
 }
 
 /** The shell rejects with `{ code, message }`; Tauri itself (e.g. the ACL) rejects with a string. */

@@ -52,7 +52,7 @@ export const commands = {
 	 *  Adds a mail account that signs in at Google or Microsoft (OAuth2 in the system
 	 *  browser, the answer on a loopback address); its first sync starts at once.
 	 */
-	addOauthAccount: (provider: string, address: string) => typedError<MailAccountView, AppError>(__TAURI_INVOKE("add_oauth_account", { provider, address })),
+	addOauthAccount: (provider: OAuthProvider, address: string) => typedError<MailAccountView, AppError>(__TAURI_INVOKE("add_oauth_account", { provider, address })),
 	/**  Signs an OAuth2 account in again after the provider ended its sign-in. */
 	signInMailAccountAgain: (accountId: string) => typedError<null, AppError>(__TAURI_INVOKE("sign_in_mail_account_again", { accountId })),
 	/**  The mail accounts. */
@@ -75,7 +75,7 @@ export const commands = {
 	/**  Allows remote content from the sender of message `id`. */
 	allowRemoteContent: (id: number) => typedError<MessageView, AppError>(__TAURI_INVOKE("allow_remote_content", { id })),
 	/**  Sets or clears `seen` or `flagged`. */
-	setFlag: (id: number, flag: string, on: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_flag", { id, flag, on })),
+	setFlag: (id: number, flag: UiFlag, on: boolean) => typedError<null, AppError>(__TAURI_INVOKE("set_flag", { id, flag, on })),
 	/**  Saves an attachment through a save dialog; `false` if the user cancelled. */
 	saveAttachment: (id: number, index: number) => typedError<boolean, AppError>(__TAURI_INVOKE("save_attachment", { id, index })),
 	/**  Whether each address has a known key (the key directory is asked for unknown ones). */
@@ -128,10 +128,10 @@ export type AccountSetup = {
 	imap: ServerSettings,
 	/**  Outgoing. */
 	smtp: ServerSettings,
-	/**  `autoconfig` or `guess`. */
-	source: string,
-	/**  `google`/`microsoft` when the provider wants OAuth2, else `None`. */
-	oauth: string | null,
+	/**  Where the settings came from. */
+	source: SetupSource,
+	/**  The provider, when it wants OAuth2 ("Sign in with …") rather than a password. */
+	oauth: OAuthProvider | null,
 };
 
 /**  An error returned by a command, serialised for the UI as `{ code, message }`. */
@@ -172,9 +172,9 @@ export type ComposeRequest = {
 	/**  To. */
 	to: string[],
 	/**  Cc. */
-	cc?: string[],
+	cc: string[],
 	/**  Bcc. */
-	bcc?: string[],
+	bcc: string[],
 	/**  The subject. */
 	subject: string,
 	/**  The text. */
@@ -182,9 +182,9 @@ export type ComposeRequest = {
 	/**  Encrypt and sign. */
 	encrypt: boolean,
 	/**  Sign without encrypting. */
-	sign?: boolean,
+	sign: boolean,
 	/**  Tokens of picked files. */
-	attachments?: string[],
+	attachments: string[],
 	/**  The draft this compose updates, if saved before. */
 	draftId: number | null,
 	/**  The Message-ID this answers. */
@@ -430,6 +430,13 @@ export type NewMailAccount = {
 	extraRootsPem?: string,
 };
 
+/**  A provider whose accounts sign in with OAuth2 in the browser. */
+export type OAuthProvider = 
+/**  Gmail and Google Workspace. */
+"google" | 
+/**  Outlook.com and Microsoft 365. */
+"microsoft";
+
 /**  A message waiting in the outbox. */
 export type OutboxEntry = {
 	/**  Its id. */
@@ -449,7 +456,7 @@ export type OutboxEntry = {
 	 *  or [`Mailbox::discard_outbox_entry`]) or `sent` (accepted; the copy in Sent is
 	 *  not yet made).
 	 */
-	state: string,
+	state: OutboxState,
 	/**  Failed attempts so far. */
 	attempts: number,
 	/**  The last failure, in words. */
@@ -467,6 +474,17 @@ export type OutboxEvent = {
 	/**  Why it failed, in words. */
 	message: string | null,
 };
+
+/**  Where an outbox entry stands (see [`OutboxEntry::state`]). */
+export type OutboxState = 
+/**  Not sent yet, or refused and to be tried again. */
+"queued" | 
+/**  An SMTP transaction started and has not ended. */
+"sending" | 
+/**  It may have been sent: the user decides. */
+"inDoubt" | 
+/**  Accepted; its copy in Sent is not made yet. */
+"sent";
 
 /**
  *  Where an outgoing message stands, step by step: `queued` → `connecting` →
@@ -593,6 +611,13 @@ export type SessionInfo = {
 	failedAttempts: number,
 };
 
+/**  Where an account's settings came from. */
+export type SetupSource = 
+/**  The provider's (or the domain's) autoconfig document. */
+"autoconfig" | 
+/**  Well-known host names that answered. */
+"guess";
+
 /**  A signature in words, for the app's own chrome. */
 export type SignatureView = {
 	/**  `none`, `confirmed`, `unconfirmed`, `bad` or `unknownKey`. */
@@ -612,6 +637,13 @@ export type Status = {
 	/**  The sync server's URL. */
 	syncServer: string,
 };
+
+/**  The flags the UI sets. */
+export type UiFlag = 
+/**  Read. */
+"seen" | 
+/**  Starred. */
+"flagged";
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

@@ -100,8 +100,8 @@ test("a saved draft is reopened with its attachments and updated in place, or de
     draftId: null,
     inReplyTo: null,
   };
-  const planId = await backend.saveDraft(base);
-  const noteId = await backend.saveDraft({ ...base, subject: "Loose note", attachments: [], bcc: [] });
+  const planId = (await backend.saveDraft(base))!;
+  const noteId = (await backend.saveDraft({ ...base, subject: "Loose note", attachments: [], bcc: [] }))!;
   const user = userEvent.setup();
   render(App, { backend, draftDelayMs: 300 });
   await user.click(await screen.findByRole("button", { name: "Compose" }));
@@ -172,7 +172,7 @@ test("a refused send keeps everything typed", async () => {
   await user.type(screen.getByTestId("compose-to"), "alice@example.org,");
   await user.type(screen.getByTestId("compose-subject"), "Keep me");
   await user.click(screen.getByTestId("compose-send"));
-  await waitFor(() => expect(screen.getByText("Not sent: Sealpost is locked. Unlock it to continue.")).toBeTruthy());
+  await waitFor(() => expect(screen.getByText("Not sent: The profile is locked; unlock it first.")).toBeTruthy());
   expect(screen.getByTestId<HTMLInputElement>("compose-subject").value).toBe("Keep me");
 });
 

@@ -8,7 +8,8 @@
  * It is deterministic: the same options give the same folders, messages (message
  * `n` of the inbox is generated from `n` alone, so 100,000 cost nothing until
  * asked for), keys and ids. Tests read `calls` to see what the UI asked, and
- * push events with `emitProgress`, `emitChanged`, `emitOutbox` and `emitLocked`.
+ * push events with `emitProgress`, `emitChanged`, `emitOutbox`, `emitMessageChanged` and
+ * `emitLocked`.
  */
 import type { UnlistenFn } from "@tauri-apps/api/event";
 import {
@@ -34,8 +35,10 @@ import {
   type OutboxEntry,
   type OutboxEvent,
   type PasswordCheck,
+  type MessageChanged,
   type PickedFile,
   type ProfileState,
+  type PublishPending,
   type RecipientKey,
   type Session,
   type Status,
@@ -101,8 +104,14 @@ export class MockBackend implements Backend {
   readonly flags = new Map<number, string[]>();
   readonly allowedSenders = new Set<string>();
   devicesList: DeviceInfo[] = [
-    { id: "dev-1", name: "This laptop", current: true, lastSeen: NEWEST },
-    { id: "dev-2", name: "Office desktop", current: false, lastSeen: NEWEST - 86_400 },
+    { id: "dev-1", name: "This laptop", current: true, createdAt: NEWEST - 90 * 86_400, lastSeen: NEWEST },
+    {
+      id: "dev-2",
+      name: "Office desktop",
+      current: false,
+      createdAt: NEWEST - 60 * 86_400,
+      lastSeen: NEWEST - 86_400,
+    },
   ];
   key: MyKey | null = {
     fingerprint: "0123456789ABCDEF0123456789ABCDEF01234567",
@@ -118,6 +127,7 @@ export class MockBackend implements Backend {
   readonly #changed: Handlers<MailChanged> = new Set();
   readonly #outbox: Handlers<OutboxEvent> = new Set();
   readonly #locked: Handlers<void> = new Set();
+  readonly #messageChanged: Handlers<MessageChanged> = new Set();
 
   constructor(options: MockOptions = {}) {
     this.state = options.state ?? "unlocked";
@@ -145,6 +155,9 @@ export class MockBackend implements Backend {
   }
   emitOutbox(o: OutboxEvent): void {
     for (const h of this.#outbox) h(o);
+  }
+  emitMessageChanged(c: MessageChanged): void {
+    for (const h of this.#messageChanged) h(c);
   }
   emitLocked(): void {
     this.state = "locked";
@@ -197,7 +210,10 @@ export class MockBackend implements Backend {
   async signIn(user: string, password: string): Promise<Session> {
     await this.#enter("signIn", user);
     if (this.state !== "none") throw new BackendError("profile_exists", "a profile exists");
-    if (password !== this.password) throw new BackendError("login_failed", "login failed");
+    if (password !== this.password) throw new BackendError(
+        "login_failed",
+        "sign-in failed: wrong user name or password, or the account is locked after too many failed attempts",
+      );
     this.state = "unlocked";
     this.user = user;
     this.accounts = [account(MOCK_ACCOUNT, "ada@example.org")];
@@ -206,7 +222,7 @@ export class MockBackend implements Backend {
 
   async unlock(password: string): Promise<Session> {
     await this.#enter("unlock");
-    if (password !== this.password) throw new BackendError("wrong_password", "wrong password");
+    if (password !== this.password) throw new BackendError("wrong_password", "That password is not right");
     this.state = "unlocked";
     return { user: this.user ?? MOCK_USER, failedAttempts: 0 };
   }
@@ -218,14 +234,14 @@ export class MockBackend implements Backend {
 
   async newRecoveryCode(password: string): Promise<string> {
     await this.#guard("newRecoveryCode");
-    if (password !== this.password) throw new BackendError("wrong_password", "wrong password");
+    if (password !== this.password) throw new BackendError("wrong_password", "That password is not right");
     this.recoveryCode = "P4TW-8NQX-3KRV-7DMH-2BZL-6GCS";
     return this.recoveryCode;
   }
 
   async changePassword(current: string, next: string): Promise<void> {
     await this.#guard("changePassword");
-    if (current !== this.password) throw new BackendError("wrong_password", "wrong password");
+    if (current !== this.password) throw new BackendError("wrong_password", "That password is not right");
     if (!gate(next, this.user ?? "").accepted) throw new BackendError("weak_password", "weak");
     this.password = next;
   }
@@ -248,7 +264,10 @@ export class MockBackend implements Backend {
   async addMailAccount(input: NewMailAccount): Promise<MailAccount> {
     await this.#guard("addMailAccount", input.address);
     if (input.password !== "mail-password") {
-      throw new BackendError("mail_check", `IMAP ${input.imap.host}: authentication failed`);
+      throw new BackendError(
+        "mail_check",
+        `Incoming mail (IMAP) at ${input.imap.host}: the server refused the login: wrong user name or password`,
+      );
     }
     return this.#addAccount(input.address);
   }
@@ -274,7 +293,7 @@ export class MockBackend implements Backend {
 
   /** A data: URL standing in for the Rust scheme (tests read the document from it). */
   mailFrameUrl(id: number): string {
-    const html = this.#view(id).html ?? "";
+    const html = this.#html(id) ?? "";
     return `data:text/html;charset=utf-8,${encodeURIComponent(html)}`;
   }
 
@@ -389,8 +408,17 @@ export class MockBackend implements Backend {
     return [{ token: `file-${this.calls.length}`, name: "report.pdf", size: 48_213 }];
   }
 
-  async saveDraft(compose: ComposeInput): Promise<number> {
+  async saveDraft(compose: ComposeInput): Promise<number | null> {
     await this.#guard("saveDraft", compose);
+    const empty =
+      [...compose.to, ...compose.cc, ...compose.bcc].every((a) => a.trim() === "") &&
+      compose.subject.trim() === "" &&
+      compose.body.trim() === "" &&
+      compose.attachments.length === 0;
+    if (empty) {
+      if (compose.draftId !== null) this.savedDrafts.delete(compose.draftId);
+      return null;
+    }
     const id = compose.draftId ?? this.#nextDraft++;
     this.savedDrafts.set(id, compose);
     return id;
@@ -417,16 +445,14 @@ export class MockBackend implements Backend {
     return {
       id,
       accountId,
-      compose: {
-        to: d.to,
-        cc: d.cc,
-        bcc: d.bcc,
-        subject: d.subject,
-        text: d.body,
-        encrypt: d.encrypt,
-        sign: d.sign,
-        inReplyTo: d.inReplyTo,
-      },
+      to: d.to,
+      cc: d.cc,
+      bcc: d.bcc,
+      subject: d.subject,
+      text: d.body,
+      encrypt: d.encrypt,
+      sign: d.sign,
+      inReplyTo: d.inReplyTo,
       attachments: d.attachments.map((token) => ({ token, name: "report.pdf", size: 48_213 })),
     };
   }
@@ -532,8 +558,9 @@ export class MockBackend implements Backend {
     return this.key;
   }
 
-  async publishKey(address: string): Promise<void> {
+  async publishKey(address: string): Promise<PublishPending> {
     await this.#guard("publishKey", address);
+    return { address, expiresAt: NEWEST + 86_400 };
   }
 
   onMailProgress(handler: (p: MailProgress) => void): Promise<UnlistenFn> {
@@ -548,6 +575,9 @@ export class MockBackend implements Backend {
   onLocked(handler: () => void): Promise<UnlistenFn> {
     return subscribe(this.#locked, handler);
   }
+  onMessageChanged(handler: (c: MessageChanged) => void): Promise<UnlistenFn> {
+    return subscribe(this.#messageChanged, handler);
+  }
 
   // ------------------------------------------------------------------ inside
 
@@ -560,7 +590,7 @@ export class MockBackend implements Backend {
   /** Like `#enter`, for calls that need an unlocked session. */
   async #guard(name: string, ...args: unknown[]): Promise<void> {
     await this.#enter(name, ...args);
-    if (this.state !== "unlocked") throw new BackendError("locked", "the session is locked");
+    if (this.state !== "unlocked") throw new BackendError("locked", "the profile is locked; unlock it first");
   }
 
   #addAccount(address: string): MailAccount {
@@ -594,16 +624,23 @@ export class MockBackend implements Backend {
     };
   }
 
+  /** The cleaned HTML the frame would show of message `id`, or null without HTML. */
+  #html(id: number): string | null {
+    if (id % 2 !== 1) return null;
+    const summary = this.#summary(id);
+    const allowed = this.allowedSenders.has(summary.from);
+    return (
+      `<h1>${summary.subject}</h1><p>Hello Ada,</p><p>See <a href="https://example.org/report">the report</a>.</p>` +
+      (id % 4 === 1 && allowed ? `<img src="https://tracker.example.com/p.gif" alt="">` : "")
+    );
+  }
+
   #view(id: number): MessageView {
     const summary = this.#summary(id);
     const encrypted = summary.encrypted;
     const remote = id % 4 === 1;
     const allowed = this.allowedSenders.has(summary.from);
-    const html =
-      id % 2 === 1
-        ? `<h1>${summary.subject}</h1><p>Hello Ada,</p><p>See <a href="https://example.org/report">the report</a>.</p>` +
-          (remote && allowed ? `<img src="https://tracker.example.com/p.gif" alt="">` : "")
-        : null;
+    const html = this.#html(id);
     return {
       summary,
       from: summary.from,
@@ -612,7 +649,8 @@ export class MockBackend implements Backend {
       date: summary.date,
       subject: summary.subject,
       text: `Hello Ada,\n\nSee the report: https://example.org/report\n\n-- \n${summary.from}`,
-      html,
+      subjectProtected: encrypted,
+      hasHtml: html !== null,
       remoteContentBlocked: html !== null && remote && !allowed,
       remoteContentAllowed: allowed,
       encryption: encrypted ? "decrypted" : "none",
@@ -620,8 +658,12 @@ export class MockBackend implements Backend {
         ? "Encrypted — only you and the recipients can read it"
         : "Not encrypted — sent in the clear",
       signature: summary.signed
-        ? { state: "confirmed", text: "Signed by alice@example.org — key confirmed" }
-        : { state: "none", text: "Not signed" },
+        ? {
+            state: "confirmed",
+            text: "Signed by alice@example.org — key confirmed",
+            signer: "0123456789ABCDEF0123456789ABCDEF01234567",
+          }
+        : { state: "none", text: "Not signed", signer: null },
       attachments: id % 3 === 1 ? [{ index: 0, name: "report.pdf", mimeType: "application/pdf", size: 48_213 }] : [],
       links: ["https://example.org/report", "mailto:alice@example.org"],
       messageId: `<msg-${id}@example.org>`,
@@ -640,6 +682,8 @@ export function gate(password: string, user: string): PasswordCheck {
   return {
     accepted,
     score,
+    guessesLog10: accepted ? 20 : score * 3,
+    crackSeconds: accepted ? 1e12 : 10 ** score,
     crackTime,
     warning: accepted
       ? null

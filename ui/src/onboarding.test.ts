@@ -94,7 +94,9 @@ test("sign in shows the failed attempts since the last sign-in", async () => {
   await user.type(screen.getByLabelText("User name"), "ada");
   await user.type(screen.getByLabelText("Password"), "not it");
   await user.click(screen.getByTestId("sign-in"));
-  await waitFor(() => expect(screen.getByRole("alert").textContent).toBe("The user name or the password is wrong."));
+  await waitFor(() => expect(screen.getByRole("alert").textContent).toBe(
+      "Sign-in failed: wrong user name or password, or the account is locked after too many failed attempts.",
+    ));
   expect(screen.getByLabelText<HTMLInputElement>("User name").value).toBe("ada");
 
   await user.clear(screen.getByLabelText("Password"));
@@ -113,7 +115,7 @@ test("unlock with a wrong password shows the error and keeps the screen", async 
   await user.click(screen.getByTestId("unlock"));
 
   const alert = await screen.findByRole("alert");
-  await waitFor(() => expect(alert.textContent).toBe("Wrong password. Try again."));
+  await waitFor(() => expect(alert.textContent).toBe("That password is not right."));
   expect(screen.getByRole("heading", { name: "Unlock Sealpost" })).toBeTruthy();
   expect(field.value).toBe("wrong horse");
   expect(field.getAttribute("aria-invalid")).toBe("true");

@@ -107,3 +107,14 @@ test("a mailto link opens compose to that address, without leaving the app", asy
   expect(chips.map((c) => c.dataset.address)).toEqual(["alice@example.org"]);
   expect(backend.names()).not.toContain("openLink");
 });
+
+test("the open message is opened again when its sender's key arrives", async () => {
+  const { backend } = await openMessage(1);
+  const opened = () => backend.calls.filter((c) => c.name === "openMessage" && c.args[0] === 1).length;
+  expect(opened()).toBe(1);
+  // Another message changing leaves this one alone; this one changing opens it again.
+  backend.emitMessageChanged({ id: 2 });
+  backend.emitMessageChanged({ id: 1 });
+  await waitFor(() => expect(opened()).toBe(2));
+  await screen.findByTestId("reader-subject");
+});

@@ -20,7 +20,7 @@ test("add a mail account: lookup, the server's refusal in words, then the first 
   await user.click(screen.getByTestId("mail-add"));
   await waitFor(() =>
     expect(screen.getByTestId("mail-error").textContent).toBe(
-      "The mail server did not accept these settings. IMAP imap.example.org: authentication failed.",
+      "Incoming mail (IMAP) at imap.example.org: the server refused the login: wrong user name or password.",
     ),
   );
   expect(password.value).toBe("wrong");
@@ -129,7 +129,7 @@ test("a new recovery code: the password first, shown once, saved as a kit, then 
   const field = await screen.findByTestId<HTMLInputElement>("recovery-password");
   await user.type(field, "not it");
   await user.click(screen.getByTestId("new-recovery-code-button"));
-  await waitFor(() => expect(screen.getByText("Wrong password. Try again.")).toBeTruthy());
+  await waitFor(() => expect(screen.getByText("That password is not right.")).toBeTruthy());
   expect(screen.queryByTestId("new-recovery-code")).toBeNull();
 
   await user.clear(field);

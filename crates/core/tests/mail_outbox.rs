@@ -102,7 +102,7 @@ fn state_of(mb: &Mailbox, acc: &MailAccount, id: i64) -> String {
         .unwrap()
         .into_iter()
         .find(|e| e.id == id)
-        .map_or_else(|| "gone".to_owned(), |e| e.state)
+        .map_or_else(|| "gone".to_owned(), |e| e.state.to_string())
 }
 
 /// Queues `compose` and flushes, stopped at `step` as a kill there would stop it;
@@ -391,7 +391,7 @@ async fn a_cut_in_the_message_leaves_it_in_doubt_and_no_server_leaves_it_queued(
     assert_eq!(report.in_doubt, [entry.id], "{report:?}");
     assert!(report.failed.is_empty());
     let waiting = mb.outbox(&acc).unwrap();
-    assert_eq!(waiting[0].state, "inDoubt");
+    assert_eq!(waiting[0].state.to_string(), "inDoubt");
     assert!(!waiting[0].last_error.is_empty());
     println!("in doubt because: {}", waiting[0].last_error);
     let report = mb.flush_outbox(&acc, &clock).await.unwrap();

@@ -12,7 +12,10 @@ use sealpost_mail::{Secret, Server};
 
 use super::Open;
 use super::mail::MailApi;
-use super::views::{AccountSetup, MailAccountView, NewMailAccount, Security, ServerSettings};
+use super::views::{
+    AccountSetup, MailAccountView, NewMailAccount, OAuthProvider, Security, ServerSettings,
+    SetupSource,
+};
 use crate::mailbox::oauth::{self as mail_oauth, AccountAuth, OAuthApp, OAuthChoice};
 use crate::mailbox::{MailAccount, NewAccount};
 use crate::{CoreError, keys};
@@ -421,15 +424,14 @@ fn setup(address: String, s: &AccountSettings) -> AccountSetup {
         imap: ServerSettings::of(&s.imap),
         smtp: ServerSettings::of(&s.smtp),
         source: match s.source {
-            Source::Autoconfig { .. } => "autoconfig",
-            _ => "guess",
-        }
-        .into(),
+            Source::Autoconfig { .. } => SetupSource::Autoconfig,
+            _ => SetupSource::Guess,
+        },
         oauth: match s.auth {
             AuthMethod::OAuth2 if host.ends_with("gmail.com") || host.ends_with("google.com") => {
-                Some("google".into())
+                Some(OAuthProvider::Google)
             }
-            AuthMethod::OAuth2 => Some("microsoft".into()),
+            AuthMethod::OAuth2 => Some(OAuthProvider::Microsoft),
             _ => None,
         },
     }

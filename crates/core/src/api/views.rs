@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 pub use crate::mailbox::scheduler::{MailEvent, OutboxStepEvent, Phase};
 pub use crate::mailbox::{
-    Compose, FlushReport, FolderInfo, MessageState, MessageSummary, OutboxEntry,
+    Compose, FlushReport, FolderInfo, MessageState, MessageSummary, OutboxEntry, OutboxState,
 };
 
 /// Where the profile on this device stands.
@@ -175,10 +175,32 @@ pub struct AccountSetup {
     pub imap: ServerSettings,
     /// Outgoing.
     pub smtp: ServerSettings,
-    /// `autoconfig` or `guess`.
-    pub source: String,
-    /// `google`/`microsoft` when the provider wants OAuth2, else `None`.
-    pub oauth: Option<String>,
+    /// Where the settings came from.
+    pub source: SetupSource,
+    /// The provider, when it wants OAuth2 ("Sign in with …") rather than a password.
+    pub oauth: Option<OAuthProvider>,
+}
+
+/// Where an account's settings came from.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SetupSource {
+    /// The provider's (or the domain's) autoconfig document.
+    Autoconfig,
+    /// Well-known host names that answered.
+    Guess,
+}
+
+/// A provider whose accounts sign in with OAuth2 in the browser.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OAuthProvider {
+    /// Gmail and Google Workspace.
+    Google,
+    /// Outlook.com and Microsoft 365.
+    Microsoft,
 }
 
 /// A mail account as stored (no password).
@@ -421,10 +443,8 @@ pub struct ComposeRequest {
     /// To.
     pub to: Vec<String>,
     /// Cc.
-    #[serde(default)]
     pub cc: Vec<String>,
     /// Bcc.
-    #[serde(default)]
     pub bcc: Vec<String>,
     /// The subject.
     pub subject: String,
@@ -433,10 +453,8 @@ pub struct ComposeRequest {
     /// Encrypt and sign.
     pub encrypt: bool,
     /// Sign without encrypting.
-    #[serde(default)]
     pub sign: bool,
     /// Tokens of picked files.
-    #[serde(default)]
     pub attachments: Vec<String>,
     /// The draft this compose updates, if saved before.
     pub draft_id: Option<i64>,

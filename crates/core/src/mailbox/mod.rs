@@ -128,7 +128,9 @@ use serde::{Deserialize, Serialize};
 use crate::vault::Unlocked;
 use crate::{Clock, CoreError};
 
-pub use outbox::{Compose, ComposeAttachment, FlushReport, OutboxEntry, OutboxStep};
+pub use outbox::{
+    Compose, ComposeAttachment, FlushReport, OutboxEntry, OutboxState, OutboxStep,
+};
 #[cfg(any(test, feature = "testing"))]
 pub use outbox::{Draft, OutboxUpdate};
 #[cfg(any(test, feature = "testing"))]

@@ -117,11 +117,48 @@ pub struct OutboxEntry {
     /// server where it could be checked; the user says [`Mailbox::resend_outbox_entry`]
     /// or [`Mailbox::discard_outbox_entry`]) or `sent` (accepted; the copy in Sent is
     /// not yet made).
-    pub state: String,
+    pub state: OutboxState,
     /// Failed attempts so far.
     pub attempts: i64,
     /// The last failure, in words.
     pub last_error: String,
+}
+
+/// Where an outbox entry stands (see [`OutboxEntry::state`]).
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OutboxState {
+    /// Not sent yet, or refused and to be tried again.
+    Queued,
+    /// An SMTP transaction started and has not ended.
+    Sending,
+    /// It may have been sent: the user decides.
+    InDoubt,
+    /// Accepted; its copy in Sent is not made yet.
+    Sent,
+}
+
+impl OutboxState {
+    fn of(text: &str) -> Self {
+        match text {
+            "sent" => Self::Sent,
+            "inDoubt" => Self::InDoubt,
+            "sending" => Self::Sending,
+            _ => Self::Queued,
+        }
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::InDoubt => "inDoubt",
+            Self::Sent => "sent",
+        })
+    }
 }
 
 /// The steps of a flush, per entry, in order (an entry goes through some of them), and
@@ -347,7 +384,7 @@ impl Mailbox {
             message_id,
             recipients: envelope.recipients,
             subject: envelope.subject,
-            state: "queued".into(),
+            state: OutboxState::Queued,
             attempts: 0,
             last_error: String::new(),
         })
@@ -426,7 +463,7 @@ impl Mailbox {
                     message_id: envelope.message_id,
                     recipients: envelope.recipients,
                     subject: envelope.subject,
-                    state,
+                    state: OutboxState::of(&state),
                     attempts,
                     last_error,
                 })
