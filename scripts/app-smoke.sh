@@ -146,7 +146,8 @@ say "building the UI"
 ) >&2 || fail "UI build failed"
 
 say "building the app into $target_dir"
-(cd "$root" && timeout 1800 cargo build --locked -p sealpost --bin sealpost-desktop) >&2 || fail "cargo build failed"
+(cd "$root" && timeout 1800 cargo build --locked -p sealpost --bin sealpost-desktop \
+  -p sealpost-server --bin sealpost-server) >&2 || fail "cargo build failed"
 [ -x "$bin" ] || fail "no binary at $bin"
 
 say "starting the app under Xvfb"

@@ -21,12 +21,14 @@ for a in "$@"; do
   if [ "$a" = "--demo" ]; then demo=1; else args+=("$a"); fi
 done
 
+# The app runs its embedded sync server as a process of its own, found beside it.
+target="${CARGO_TARGET_DIR:-$root/target}/debug"
 if [ "$demo" -eq 0 ]; then
-  exec cargo run --locked -p sealpost --bin sealpost-desktop -- "${args[@]}"
+  cargo build --locked -p sealpost --bin sealpost-desktop -p sealpost-server --bin sealpost-server
+  exec "$target/sealpost-desktop" "${args[@]}"
 fi
 
 cargo build --locked -p sealpost --bin sealpost-desktop -p sealpost-demo --bin sealpost-demo
-target="${CARGO_TARGET_DIR:-$root/target}/debug"
 work="$(mktemp -d -t sealpost-demo-XXXXXX)"
 info="$work/demo.json"
 # The demo servers live as long as this script: their stdin is a pipe from here.

@@ -300,7 +300,7 @@ fn two_people_one_encrypted_mail_in_the_real_window() {
         "orbit velvet cashew lantern quarry",
     );
     alice.click("[data-testid=unlock]");
-    alice.wait_text(".start", "Wrong password");
+    alice.wait_text(".start", "That password is not right");
     alice.type_into(
         "[data-testid=unlock-password]",
         "tundra mosaic gravel whimsy plank",
