@@ -162,11 +162,43 @@ pub fn gone(pid: u32) -> bool {
 }
 
 /// `n` distinct ports on 127.0.0.1 that were free a moment ago.
+///
+/// They are chosen below the kernel's ephemeral range (`ip_local_port_range`), never by
+/// binding port 0: a port handed out by the kernel is released before the server binds
+/// it, and in that gap any outgoing connection of a test running beside us may take it
+/// as its local port (a server then fails to start, `Address already in use`). Ports
+/// below the range are only ever taken by someone binding them on purpose.
 pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, DaemonError> {
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .clamp(FIRST_PORT + 1000, u16::MAX);
+    let span = u64::from(low - FIRST_PORT);
+    let mut seed = random_seed();
     // All listeners are held until every port is chosen, so the ports differ.
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("finding a free port")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut listeners = Vec::with_capacity(n);
+    for _ in 0..n * 200 {
+        if listeners.len() == n {
+            break;
+        }
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let port = FIRST_PORT + u16::try_from((seed >> 33) % span).unwrap_or(0);
+        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            listeners.push(l);
+        }
+    }
+    if listeners.len() < n {
+        return Err(DaemonError::Io {
+            what: "finding a free port".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("no free port between {FIRST_PORT} and {low}"),
+            ),
+        });
+    }
     listeners
         .iter()
         .map(|l| {
@@ -175,6 +207,16 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, DaemonError> {
                 .map_err(io("finding a free port"))
         })
         .collect()
+}
+
+/// The lowest port [`free_ports`] hands out (above the well-known and most registered
+/// services' ports).
+const FIRST_PORT: u16 = 20000;
+
+/// A seed that differs between processes and calls (no `rand` dependency for this).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one((std::process::id(), Instant::now()))
 }
 
 /// A system user's uid and gid (`id -u NAME`, `id -g NAME`), or ours when `name` is `None`.
