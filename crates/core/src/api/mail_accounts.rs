@@ -31,7 +31,7 @@ pub struct OAuthSignIn {
     pub provider: OAuthChoice,
     /// The e-mail address (the provider pre-fills it).
     pub address: String,
-    /// The app's client id, when not from the environment (see [`OAuthApp::for_choice`]).
+    /// The app's client id, when not from the environment (see `OAuthApp::for_choice`).
     pub client_id: Option<String>,
     /// The login for IMAP and SMTP (default: what discovery finds, else the address).
     pub login: Option<String>,
@@ -286,8 +286,7 @@ impl MailApi<'_> {
     /// user's other devices (its worker stops first); refused while it holds unsent mail
     /// or drafts.
     pub async fn remove_account(&self, account_id: String) -> Result<(), CoreError> {
-        let open = self.core.open()?;
-        let worker = open.workers_mut().remove(&account_id);
+        let worker = self.core.open()?.workers_mut().remove(&account_id);
         let removed = self
             .core
             .with_store(move |_, mb| {
@@ -296,15 +295,21 @@ impl MailApi<'_> {
             })
             .await;
         drop(worker);
+        // Held again only now: nothing here keeps the keys past a lock that came meanwhile.
+        let open = self.core.open();
         match removed {
             Ok(Ok(())) => {
                 // The removal reaches the other devices.
-                open.sync_settings_later();
+                if let Ok(open) = open {
+                    open.sync_settings_later();
+                }
                 Ok(())
             }
             Ok(Err((e, account))) => {
                 // Still there: its worker goes on.
-                open.start_worker(account);
+                if let Ok(open) = open {
+                    open.start_worker(account);
+                }
                 Err(e)
             }
             Err(e) => Err(e),

@@ -30,11 +30,13 @@
 //!   and SMTP (30 s a step). A server that accepts and never answers costs the call that
 //!   waits for it, and nothing else.
 //! - **Mail workers** (one per account: sync, outbox, IDLE) are tasks with a
-//!   [`Mailbox`] (and so a store connection) of their own.
+//!   `Mailbox` (and so a store connection) of their own.
 //! - **Locking** cancels every job of the unlocked profile at its next await, waits for
-//!   the steps that cannot be cut (a SQLite transaction, an Argon2id run) to end, and
-//!   only then returns: by then the keys are wiped (the last reference to the unlocked
-//!   vault is gone) and the store holds whole transactions only.
+//!   the steps that cannot be cut (a SQLite transaction, an Argon2id run, a change of
+//!   the password or the recovery code, which the server and this device must both
+//!   make) to end, and only then returns: by then the keys are wiped (the last
+//!   reference to the unlocked vault is gone) and the store holds whole transactions
+//!   only.
 //!
 //! # Opening a message
 //!
@@ -408,6 +410,22 @@ impl Core {
                 .unwrap_or(Err(CoreError::Locked))
         }))
         .await
+    }
+
+    /// [`Core::job`] for a change of what the sync server holds that this device must
+    /// mirror (a new password, a new recovery code): a lock waits for it but does not
+    /// cut it, so the change ends whole on both sides and its result (a code to show)
+    /// reaches the caller. Network timeouts bound the wait.
+    async fn committing_job<T, F, Fut>(&self, make: F) -> Result<T, CoreError>
+    where
+        F: FnOnce(Arc<Open>) -> Fut,
+        Fut: Future<Output = Result<T, CoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let open = self.open()?;
+        let jobs = open.jobs.clone();
+        let fut = make(open);
+        self.spawn(jobs.track_future(fut)).await
     }
 
     /// The unlocked profile, or [`CoreError::Locked`].

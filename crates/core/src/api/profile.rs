@@ -138,26 +138,28 @@ impl ProfileApi<'_> {
         next: Password,
     ) -> Result<(), CoreError> {
         let _lifecycle = self.core.inner.lifecycle.lock().await;
-        let open = self.core.open()?;
-        let user = open.u.info().user_name.clone();
+        let user = self.core.open()?.u.info().user_name.clone();
         vault::check_gate(&next, &user)?;
-        let has_account = crate::sync::account(&open.u)?.is_some();
-        if has_account {
-            let remote =
-                crate::sync::Remote::new(Arc::clone(&open.u), current, Arc::clone(&open.clock))?;
-            let next_ = next.clone();
-            self.core
-                .job(move |_| async move { remote.change_password(next_).await })
-                .await?;
-        } else {
-            let (u, clock, next_) = (Arc::clone(&open.u), Arc::clone(&open.clock), next.clone());
-            self.core
-                .with_open(move |_| u.change_password(&current, &next_, &*clock))
-                .await?;
-        }
-        // Later sign-ins to the server use the new password.
-        open.set_password(next);
-        Ok(())
+        // The job holds the unlocked profile, nothing else here does: a lock waits for
+        // it (the server and this device change together) and then wipes the keys.
+        self.core
+            .committing_job(move |open| async move {
+                if crate::sync::account(&open.u)?.is_some() {
+                    let remote = crate::sync::Remote::new(
+                        Arc::clone(&open.u),
+                        current,
+                        Arc::clone(&open.clock),
+                    )?;
+                    remote.change_password(next.clone()).await?;
+                } else {
+                    let (o, next) = (Arc::clone(&open), next.clone());
+                    blocking(move || o.u.change_password(&current, &next, &*o.clock)).await?;
+                }
+                // Later sign-ins to the server use the new password.
+                open.set_password(next);
+                Ok(())
+            })
+            .await
     }
 
     /// A forgotten password on a profile that keeps a local recovery wrap and has no
@@ -205,22 +207,23 @@ impl ProfileApi<'_> {
         &self,
         password: Password,
     ) -> Result<Zeroizing<String>, CoreError> {
-        let open = self.core.open()?;
-        let code = if crate::sync::account(&open.u)?.is_some() {
-            self.core
-                .job(move |open| async move { open.remote()?.new_recovery_code(&password).await })
-                .await?
-        } else {
-            self.core
-                .with_open(move |open| {
-                    open.u.check_password(&password)?;
-                    open.u.replace_recovery_code(&*open.clock)
-                })
-                .await?
-        };
-        let shown = code.display();
-        *open.recovery_code_mut() = Some(code);
-        Ok(shown)
+        self.core
+            .committing_job(move |open| async move {
+                let code = if crate::sync::account(&open.u)?.is_some() {
+                    open.remote()?.new_recovery_code(&password).await?
+                } else {
+                    let o = Arc::clone(&open);
+                    blocking(move || {
+                        o.u.check_password(&password)?;
+                        o.u.replace_recovery_code(&*o.clock)
+                    })
+                    .await?
+                };
+                let shown = code.display();
+                *open.recovery_code_mut() = Some(code);
+                Ok(shown)
+            })
+            .await
     }
 
     /// The recovery kit as text (the code, the user name, the server, what to do with

@@ -86,10 +86,7 @@ impl SyncClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| SyncError::Unreachable {
-            url: self.base.clone(),
-            reason: e.without_url().to_string(),
-        })?;
+        let resp = req.send().await.map_err(|e| self.failed(e))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -106,6 +103,27 @@ impl SyncClient {
         }
     }
 
+    /// What went wrong with a request, in words: the server silent, away (the innermost
+    /// cause: "Connection refused", a certificate problem), or its answer not the protocol.
+    fn failed(&self, e: reqwest::Error) -> SyncError {
+        if e.is_decode() {
+            return SyncError::BadResponse(e.without_url().to_string());
+        }
+        let reason = if e.is_timeout() {
+            format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+        } else {
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            cause.to_string()
+        };
+        SyncError::Unreachable {
+            url: self.base.clone(),
+            reason,
+        }
+    }
+
     async fn json<B: Serialize, R: DeserializeOwned>(
         &self,
         method: Method,
@@ -117,7 +135,7 @@ impl SyncClient {
             .await?
             .json::<R>()
             .await
-            .map_err(|e| SyncError::BadResponse(e.without_url().to_string()))
+            .map_err(|e| self.failed(e))
     }
 
     async fn empty<B: Serialize>(
@@ -158,7 +176,7 @@ impl SyncClient {
         resp.json()
             .await
             .map(Some)
-            .map_err(|e| SyncError::BadResponse(e.without_url().to_string()))
+            .map_err(|e| self.failed(e))
     }
 
     /// `POST /v1/login/start`.
