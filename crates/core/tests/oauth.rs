@@ -22,9 +22,9 @@ use sealpost_core::api::{
 };
 use sealpost_core::clock::FixedClock;
 use sealpost_core::mailbox::oauth::{
-    self as mail_oauth, AccountAuth, OAuthApp, OAuthChoice, OAuthGrant, oauth_secret,
+    self as mail_oauth, AccountAuth, OAuthApp, OAuthChoice, OAuthGrant,
 };
-use sealpost_core::mailbox::{Compose, MailAccount, Mailbox, NewAccount};
+use sealpost_core::mailbox::{Compose, MailAccount, Mailbox, NewAccount, oauth_secret};
 use sealpost_core::vault::{self, Unlocked};
 use sealpost_core::{Clock as _, CoreError, SystemClock};
 use sealpost_core::{Core, CoreConfig, CoreEvent, EventSink};

@@ -1,7 +1,7 @@
 //! One error type for the whole crate, whose cases say in words what went wrong.
 
 use crate::bounded::LimitExceeded;
-use crate::tls::CertFingerprint;
+use crate::fingerprint::CertFingerprint;
 
 /// What can go wrong talking to a mail server or setting up an account.
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,7 @@
 pub mod autoconfig;
 pub mod bounded;
 pub mod error;
+mod fingerprint;
 pub mod imap;
 pub mod net;
 pub mod oauth;

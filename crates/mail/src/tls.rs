@@ -13,55 +13,12 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::error::Error;
-
-/// The SHA-256 of a certificate (DER).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CertFingerprint(pub [u8; 32]);
-
-impl CertFingerprint {
-    /// The fingerprint of a DER certificate.
-    pub fn of(der: &[u8]) -> Self {
-        Self(Sha256::digest(der).into())
-    }
-
-    /// Parses 64 hex digits, with or without `:` separators.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let digits: Vec<u8> = s.bytes().filter(|b| *b != b':').collect();
-        if digits.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
-            let text = std::str::from_utf8(pair).ok()?;
-            *byte = u8::from_str_radix(text, 16).ok()?;
-        }
-        Some(Self(out))
-    }
-}
-
-impl std::fmt::Display for CertFingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, b) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(":")?;
-            }
-            write!(f, "{b:02X}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for CertFingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CertFingerprint({self})")
-    }
-}
+pub use crate::fingerprint::CertFingerprint;
 
 /// Which certificates a connection accepts.
 #[derive(Clone, Debug, Default)]

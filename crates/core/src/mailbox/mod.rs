@@ -152,6 +152,11 @@ pub fn password_secret(account_id: &str) -> String {
     format!("mail/{account_id}/password")
 }
 
+/// The vault secret that holds an OAuth2 account's tokens.
+pub fn oauth_secret(account_id: &str) -> String {
+    format!("mail/{account_id}/oauth")
+}
+
 /// A mail account: the address, the servers and the login. The password is not here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -489,7 +494,7 @@ impl Mailbox {
         // Removed on every device: the tombstone travels with the settings.
         self.bury_account(&account.id)?;
         self.u.delete_secret(&password_secret(&account.id))?;
-        self.u.delete_secret(&oauth::oauth_secret(&account.id))?;
+        self.u.delete_secret(&oauth_secret(&account.id))?;
         Ok(())
     }
 

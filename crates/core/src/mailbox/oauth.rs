@@ -35,7 +35,7 @@ use sealpost_mail::{Credentials, Secret, Server};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{MailAccount, Mailbox, NewAccount, damaged, random_id};
+use super::{MailAccount, Mailbox, NewAccount, damaged, oauth_secret, random_id};
 use crate::{Clock, CoreError};
 
 /// The environment variable with the app's Google OAuth client id.
@@ -47,11 +47,6 @@ pub const GOOGLE_CLIENT_SECRET_ENV: &str = "SEALPOST_GOOGLE_CLIENT_SECRET";
 pub const MICROSOFT_CLIENT_ID_ENV: &str = "SEALPOST_MICROSOFT_CLIENT_ID";
 /// How long a sign-in may wait for the browser to come back.
 pub const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The vault secret that holds an OAuth2 account's tokens.
-pub fn oauth_secret(account_id: &str) -> String {
-    format!("mail/{account_id}/oauth")
-}
 
 /// Where the user signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::oauth::oauth_secret;
-use super::{Mailbox, NewAccount, damaged, password_secret, security_name};
+use super::{Mailbox, NewAccount, damaged, oauth_secret, password_secret, security_name};
 use crate::CoreError;
 
 /// The vault secret that carries an account's settings to the other devices.
