@@ -452,8 +452,8 @@ export type OutboxEntry = {
 	 *  transaction started and has not ended: a flush is at it, or the app stopped in
 	 *  the middle; the next flush checks the server before anything else), `inDoubt`
 	 *  (it may have been sent: the server may have taken it, and it is not on the
-	 *  server where it could be checked; the user says [`Mailbox::resend_outbox_entry`]
-	 *  or [`Mailbox::discard_outbox_entry`]) or `sent` (accepted; the copy in Sent is
+	 *  server where it could be checked; the user says `Mailbox::resend_outbox_entry`
+	 *  or `Mailbox::discard_outbox_entry`) or `sent` (accepted; the copy in Sent is
 	 *  not yet made).
 	 */
 	state: OutboxState,
