@@ -1,7 +1,7 @@
 //! The mail frame's own URI scheme, `sealpost-mail:` (`sealpost-mail://localhost/<id>`;
 //! `http://sealpost-mail.localhost/<id>` on Windows).
 //!
-//! Mail HTML (cleaned in Rust, see `sealpost_core::render`) is served from here with a
+//! Mail HTML (cleaned in Rust by the core before it leaves it) is served from here with a
 //! Content-Security-Policy of its own, so the mail's inline styles apply while nothing
 //! else does: a `srcdoc` frame would inherit the app's policy, which (rightly) allows no
 //! inline style. The policy also sandboxes the document whatever frame loads it: no

@@ -174,22 +174,14 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, DaemonError> {
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768)
         .clamp(FIRST_PORT + 1000, u16::MAX);
-    let span = u64::from(low - FIRST_PORT);
-    let mut seed = random_seed();
+    // From a random start, upwards and round: processes beside us start elsewhere.
+    let start = FIRST_PORT + random_below(low - FIRST_PORT);
     // All listeners are held until every port is chosen, so the ports differ.
-    let mut listeners = Vec::with_capacity(n);
-    for _ in 0..n * 200 {
-        if listeners.len() == n {
-            break;
-        }
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let port = FIRST_PORT + u16::try_from((seed >> 33) % span).unwrap_or(0);
-        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-            listeners.push(l);
-        }
-    }
+    let listeners: Vec<TcpListener> = (start..low)
+        .chain(FIRST_PORT..start)
+        .filter_map(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok())
+        .take(n)
+        .collect();
     if listeners.len() < n {
         return Err(DaemonError::Io {
             what: "finding a free port".into(),
@@ -213,10 +205,13 @@ pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>, DaemonError> {
 /// services' ports).
 const FIRST_PORT: u16 = 20000;
 
-/// A seed that differs between processes and calls (no `rand` dependency for this).
-fn random_seed() -> u64 {
+/// A number below `n` that differs between processes and calls (no `rand` dependency
+/// for this).
+fn random_below(n: u16) -> u16 {
     use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one((std::process::id(), Instant::now()))
+    let r = RandomState::new().hash_one((std::process::id(), Instant::now()));
+    // Below `n`, so it fits.
+    u16::try_from(r % u64::from(n.max(1))).unwrap_or(0)
 }
 
 /// A system user's uid and gid (`id -u NAME`, `id -g NAME`), or ours when `name` is `None`.

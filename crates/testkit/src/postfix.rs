@@ -45,22 +45,7 @@ pub struct Postfix {
 impl Postfix {
     /// Starts Postfix with a certificate from `ca`, authenticating and delivering
     /// through `dovecot`.
-    ///
-    /// A master that exits at once is started again (twice at most, on fresh ports): it
-    /// logs nothing before its log service runs, so a port lost to a process beside us
-    /// would otherwise be an unexplained `exit status 1`.
     pub fn start(ca: &TestCa, dovecot: &Dovecot) -> Result<Self, DaemonError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match Self::start_once(ca, dovecot) {
-                Err(DaemonError::Command { .. }) if attempt < 3 => continue,
-                started => return started,
-            }
-        }
-    }
-
-    fn start_once(ca: &TestCa, dovecot: &Dovecot) -> Result<Self, DaemonError> {
         if !Path::new(MASTER).is_file() {
             return Err(DaemonError::NotInstalled(MASTER.into()));
         }

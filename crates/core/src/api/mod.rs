@@ -400,15 +400,16 @@ impl Core {
         Fut: Future<Output = Result<T, CoreError>> + Send + 'static,
         T: Send + 'static,
     {
-        let open = self.open()?;
-        let (cancel, jobs) = (open.cancel.clone(), open.jobs.clone());
-        let fut = make(open);
-        self.spawn(jobs.track_future(async move {
-            cancel
-                .run_until_cancelled(fut)
-                .await
-                .unwrap_or(Err(CoreError::Locked))
-        }))
+        self.committing_job(move |open| {
+            let cancel = open.cancel.clone();
+            let fut = make(open);
+            async move {
+                cancel
+                    .run_until_cancelled(fut)
+                    .await
+                    .unwrap_or(Err(CoreError::Locked))
+            }
+        })
         .await
     }
 
